@@ -1,0 +1,100 @@
+"""`make run`: set up the embedded defaults once, then run every process together.
+
+Set-up: migrate, create the demo users and load the demo data the first time. Then the
+Procfile's processes (web, worker, scheduler, TikTok sandbox) run under honcho, which
+stops them all on Ctrl-C. `--check` starts everything, waits until the web server answers
+and the worker replies to a ping, then stops them and exits 0 (used by the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+
+
+def manage(*args: str) -> None:
+    subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, check=True)
+
+
+def setup(demo_customers: int) -> None:
+    manage("migrate", "--no-input", "-v", "0")
+    manage("create_demo_users")
+    var_dir = Path(os.environ.get("VAR_DIR", ROOT / "var"))
+    marker = var_dir / "demo-loaded"
+    if not marker.exists() and demo_customers > 0:
+        manage("seed_demo", "--customers", str(demo_customers), "--seed", "42")
+        marker.write_text(f"{demo_customers}\n")
+
+
+def wait_until_up(url: str, procs: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if procs.poll() is not None:
+            raise SystemExit(f"processes exited early with code {procs.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer in time")
+
+
+def worker_answers_ping(deadline: float) -> None:
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [str(BIN / "celery"), "-A", "config", "inspect", "ping", "--timeout", "3"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode == 0 and "pong" in result.stdout:
+            return
+        time.sleep(1)
+    raise SystemExit("the Celery worker did not answer a ping in time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="start, check, stop, exit")
+    parser.add_argument(
+        "--customers", type=int, default=int(os.environ.get("DEMO_CUSTOMERS", 20000))
+    )
+    args = parser.parse_args()
+
+    setup(args.customers)
+    port = os.environ.setdefault("PORT", "8000")
+    honcho = [str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)]
+    print(
+        f"\nAudience Builder on http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True
+    )
+    if not args.check:
+        os.execv(honcho[0], honcho)  # noqa: S606 - replace this process with honcho
+
+    procs = subprocess.Popen(honcho, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        wait_until_up(f"http://127.0.0.1:{port}/accounts/login/", procs, deadline)
+        worker_answers_ping(deadline)
+        print("check: web server and worker are up", flush=True)
+    finally:
+        os.killpg(procs.pid, signal.SIGINT)
+        try:
+            procs.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(procs.pid, signal.SIGKILL)
+            raise SystemExit("processes did not stop on Ctrl-C within 30 s") from None
+    print("check: everything stopped cleanly", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
