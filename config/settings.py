@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "segments",
     "campaigns",
     "destinations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -193,9 +194,27 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE["destinations-check-tokens"] = {
+    "task": "destinations.tasks.check_destination_tokens",
+    "schedule": env_int("TIKTOK_TOKEN_CHECK_SECONDS", 1800, minimum=60),
+}
 
 # Token encryption (destinations). Comma-separated Fernet keys, newest first; see README.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ConfigError(
+            "FIELD_ENCRYPTION_KEYS is required when DEBUG is false (production). Generate one "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    _field_key_path = VAR_DIR / "field_encryption_key"
+    if not _field_key_path.exists():
+        from cryptography.fernet import Fernet
+
+        _field_key_path.write_text(Fernet.generate_key().decode())
+        _field_key_path.chmod(0o600)
+    FIELD_ENCRYPTION_KEYS = [_field_key_path.read_text().strip()]
 
 # TikTok. `make run` points these at the local sandbox.
 TIKTOK_APP_ID = env_str("TIKTOK_APP_ID")

@@ -10,5 +10,6 @@ urlpatterns = [
     path("segments/", include("segments.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("destinations/", include("destinations.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from notifications import views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("", views.notification_list, name="list"),
+    path("read/", views.notification_read_all, name="read_all"),
+    path("<int:pk>/open/", views.notification_open, name="open"),
+]
