@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -232,6 +233,9 @@ if len(DEFAULT_PHONE_REGION) != 2 or not DEFAULT_PHONE_REGION.isalpha():
     raise ConfigError(
         f"DEFAULT_PHONE_REGION must be a two-letter country code, got {DEFAULT_PHONE_REGION!r}"
     )
+
+# CSV import: processes that validate and normalize rows of big files (0 = in-process).
+IMPORT_WORKERS = env_int("IMPORT_WORKERS", min(os.cpu_count() or 1, 4), minimum=0)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
 LOGGING = {

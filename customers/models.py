@@ -113,3 +113,56 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.order_id
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Rejected"
+
+
+class ImportJob(models.Model):
+    """One CSV file uploaded on the Data page and imported by a worker."""
+
+    kind = models.CharField(
+        max_length=10,
+        choices=[("customers", "Customers"), ("devices", "Devices"), ("orders", "Orders")],
+    )
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.PENDING
+    )
+    original_name = models.CharField(max_length=255)
+    file_path = models.CharField(max_length=500, help_text="relative to MEDIA_ROOT")
+    size_bytes = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, on_delete=models.SET_NULL, related_name="import_jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=100, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="percent")
+    rows_read = models.BigIntegerField(default=0)
+    rows_inserted = models.BigIntegerField(default=0)
+    rows_updated = models.BigIntegerField(default=0)
+    rows_unchanged = models.BigIntegerField(default=0)
+    error_rows = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True, help_text="why the file was rejected")
+    error_report_path = models.CharField(max_length=500, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.status})"
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.rows_inserted + self.rows_updated + self.rows_unchanged
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (ImportStatus.PENDING, ImportStatus.RUNNING)

@@ -1,0 +1,426 @@
+"""Streaming CSV load into the customer store: validate, stage, then upsert in SQL.
+
+Phase 1 reads the file in chunks of rows, validates and normalizes each chunk (in worker
+processes for big files), writes good rows to a per-connection temporary staging table
+(PostgreSQL: COPY; SQLite: batched executemany) and bad rows to the error report. Memory
+is bounded by a few chunks in flight, whatever the file size. Nothing in the store changes
+during phase 1, so a file found malformed halfway (bad encoding, binary) changes nothing.
+Phase 2 upserts the staged rows with one INSERT ... SELECT ... ON CONFLICT DO UPDATE in
+one transaction; the last row wins when a key appears twice in a file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import heapq
+import io
+import multiprocessing
+import os
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.csv_columns import SPECS, ChunkResult, ImportKind, RowProcessor, Spec, copy_text
+
+CHUNK_ROWS = 5_000
+SNIFF_BYTES = 64 * 1024
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+ERROR_HEADER = ["row", "column", "value", "reason"]
+
+Progress = Callable[[str, int, int], None]  # (phase, percent, rows read so far)
+
+
+class MalformedFile(Exception):
+    """The file as a whole cannot be imported; nothing was changed."""
+
+
+@dataclass
+class LoadResult:
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    error_rows: int = 0
+    error_count: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.rows_inserted + self.rows_updated + self.rows_unchanged
+
+
+def _sql_types(spec: Spec) -> dict[str, str]:
+    types = {"row_no": "bigint"}
+    typed = {
+        "birthdate": "date",
+        "created_at": "timestamptz",
+        "ordered_at": "timestamptz",
+        "email_opt_in": "boolean",
+        "sms_opt_in": "boolean",
+        "is_return": "boolean",
+        "quantity": "integer",
+        "amount": "numeric(12,2)",
+    }
+    for name in spec.staging[1:]:
+        types[name] = typed.get(name, "text")
+    return types
+
+
+def staging_table(spec: Spec) -> str:
+    return f"import_staging_{spec.kind.value}"
+
+
+# ---------------------------------------------------------------- reading and checking
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    return io.TextIOWrapper(open(path, "rb"), encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
+
+
+def read_header(path: Path, spec: Spec) -> tuple[list[str], list[str]]:
+    """The lowercased header and the columns this import ignores; MalformedFile if unusable."""
+    with open(path, "rb") as raw:
+        head = raw.read(SNIFF_BYTES)
+    if not head.strip():
+        raise MalformedFile("The file is empty.")
+    if b"\x00" in head:
+        raise MalformedFile("This is not a CSV text file (it contains binary data).")
+    try:
+        # The block may end inside a multi-byte character: decode it as a stream's start.
+        decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+        decoder.decode(head, final=len(head) < SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(_encoding_message(exc)) from None
+    with _open_text(path) as text:
+        try:
+            header = next(csv.reader(text), [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise MalformedFile(f"This is not a readable CSV file: {exc}") from None
+    header = [name.strip().lower() for name in header]
+    if not any(header):
+        raise MalformedFile("The first line must be a header naming the columns.")
+    duplicates = sorted({n for n in header if header.count(n) > 1 and n})
+    if duplicates:
+        raise MalformedFile(f"The header repeats column(s): {', '.join(duplicates)}.")
+    missing = [name for name in spec.required if name not in header]
+    if missing:
+        raise MalformedFile(
+            f"Missing required column(s): {', '.join(missing)}. "
+            f"A {spec.kind.value} file needs {', '.join(spec.required)} in its header "
+            f"(found: {', '.join(n for n in header if n) or 'nothing'})."
+        )
+    ignored = [n for n in header if n and n not in spec.column_names]
+    return header, ignored
+
+
+def _encoding_message(exc: UnicodeDecodeError) -> str:
+    return (
+        "The file is not UTF-8 text (invalid byte "
+        f"0x{exc.object[exc.start]:02x} at byte {exc.start}). "
+        "Save it as 'CSV UTF-8' and upload it again."
+    )
+
+
+def _row_chunks(path: Path, size: int, counter: list[int]) -> Iterator[list[tuple[int, list[str]]]]:
+    """Chunks of (row number, cells); the header is row 1. `counter[0]` tracks bytes read."""
+    raw = open(path, "rb")  # noqa: SIM115
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text)
+    try:
+        next(reader)
+        chunk: list[tuple[int, list[str]]] = []
+        row_no = 1
+        for cells in reader:
+            row_no += 1
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank line
+            chunk.append((row_no, cells))
+            if len(chunk) >= size:
+                counter[0] = raw.tell()
+                yield chunk
+                chunk = []
+        counter[0] = raw.tell()
+        if chunk:
+            yield chunk
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(
+            f"The file is not UTF-8 text (invalid byte near row {row_no + 1}). "
+            "Save it as 'CSV UTF-8' and upload it again."
+        ) from exc
+    except csv.Error as exc:
+        message = str(exc)
+        if "NUL" in message:
+            message = "it contains binary data"
+        raise MalformedFile(
+            f"This is not a readable CSV file near row {row_no + 1}: {message}."
+        ) from exc
+    finally:
+        text.close()
+
+
+# ------------------------------------------------------------------- worker processes
+
+_worker: RowProcessor | None = None
+_worker_copy = False
+
+
+def _worker_init(kind: str, header: list[str], region: str, as_copy: bool) -> None:
+    global _worker, _worker_copy
+    _worker = RowProcessor(SPECS[ImportKind(kind)], header, region)
+    _worker_copy = as_copy
+
+
+def _worker_process(rows: list[tuple[int, list[str]]]) -> ChunkResult:
+    assert _worker is not None
+    result = _worker.process(rows)
+    if _worker_copy:
+        result.payload = copy_text(result.records)
+        result.records = []
+    return result
+
+
+def worker_count(file_size: int) -> int:
+    """Processes that validate rows besides this one: 0 for small files and daemons."""
+    configured = getattr(settings, "IMPORT_WORKERS", None)
+    wanted = configured if configured is not None else min(os.cpu_count() or 1, 4)
+    if wanted < 2 or file_size < PARALLEL_MIN_BYTES:
+        return 0
+    if multiprocessing.current_process().daemon:
+        return 0
+    return wanted
+
+
+def _processed_chunks(
+    chunks: Iterator[list[tuple[int, list[str]]]],
+    kind: ImportKind,
+    header: list[str],
+    workers: int,
+    as_copy: bool,
+) -> Iterator[ChunkResult]:
+    region = settings.DEFAULT_PHONE_REGION
+    if workers == 0:
+        processor = RowProcessor(SPECS[kind], header, region)
+        for chunk in chunks:
+            result = processor.process(chunk)
+            if as_copy:
+                result.payload = copy_text(result.records)
+                result.records = []
+            yield result
+        return
+    method = "fork" if sys.platform != "win32" else "spawn"
+    context = multiprocessing.get_context(method)
+    with context.Pool(workers, _worker_init, (kind.value, header, region, as_copy)) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(_worker_process, (chunk,)))
+            # At most two chunks per worker in flight: memory stays flat.
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+# ------------------------------------------------------------------------- the loader
+
+
+class Loader:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.table = staging_table(spec)
+        self.postgres = connection.vendor == "postgresql"
+        types = _sql_types(spec)
+        self._datetimes = [i for i, name in enumerate(spec.staging) if types[name] == "timestamptz"]
+
+    def create_staging(self) -> None:
+        columns = ", ".join(f"{name} {sql}" for name, sql in _sql_types(self.spec).items())
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {self.table} ({columns})")
+
+    def drop_staging(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+    def stage(self, result: ChunkResult) -> None:
+        names = ", ".join(self.spec.staging)
+        if self.postgres:
+            if not result.payload:
+                return
+            with connection.cursor() as cursor:
+                raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
+                with raw.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
+                    copy.write(result.payload)
+            return
+        if not result.records:
+            return
+        records = result.records
+        if self._datetimes:
+            # Django keeps SQLite date-times as naive UTC text; match it.
+            adapt = connection.ops.adapt_datetimefield_value
+            records = [list(r) for r in records]
+            for record in records:
+                for i in self._datetimes:
+                    record[i] = adapt(record[i])
+        marks = ", ".join(["%s"] * len(self.spec.staging))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {self.table} ({names}) VALUES ({marks})", records)
+
+    def unknown_customers(self) -> Iterator[tuple[int, str, str, str]]:
+        """Staged devices/orders whose customer_id is not in the store, by row."""
+        if self.spec.kind == ImportKind.CUSTOMERS:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT s.row_no, s.customer_id FROM {self.table} s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id) "
+                f"ORDER BY s.row_no"
+            )
+            while rows := cursor.fetchmany(2000):
+                for row_no, customer_id in rows:
+                    yield (row_no, "customer_id", customer_id, "no customer with this id")
+
+    def upsert(self, present: set[str]) -> tuple[int, int, int]:
+        """Upsert the staged rows; (inserted, updated, unchanged)."""
+        spec = self.spec
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        columns = [c for c in spec.staging if c != "row_no"]
+        select = [f"s.{c}" for c in columns]
+        insert = list(columns)
+        if spec.kind == ImportKind.CUSTOMERS:
+            i = insert.index("created_at")
+            select[i] = "COALESCE(s.created_at, %s)"
+            insert.append("updated_at")
+            select.append("%s")
+            params: list = [now, now]
+        else:
+            params = []
+        # Columns the file carries are updated; the ones it leaves out keep their values.
+        updatable = [
+            c
+            for c in columns
+            if c not in spec.key
+            and c != "created_at"
+            and (c in present or _derived_from(c) & present)
+        ]
+        key = ", ".join(spec.key)
+        where_new = f"s.row_no IN (SELECT max(row_no) FROM {self.table} GROUP BY {key})"
+        if spec.kind != ImportKind.CUSTOMERS:
+            where_new += (
+                " AND EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id)"
+            )
+        distinct = "IS DISTINCT FROM" if self.postgres else "IS NOT"
+        set_clause = ", ".join(f"{c} = EXCLUDED.{c}" for c in updatable)
+        changed = " OR ".join(f"{spec.table}.{c} {distinct} EXCLUDED.{c}" for c in updatable)
+        if spec.kind == ImportKind.CUSTOMERS and updatable:
+            set_clause += ", updated_at = EXCLUDED.updated_at"
+        conflict = f"DO UPDATE SET {set_clause} WHERE {changed}" if updatable else "DO NOTHING"
+        sql = (
+            f"INSERT INTO {spec.table} ({', '.join(insert)}) "
+            f"SELECT {', '.join(select)} FROM {self.table} s WHERE {where_new} "
+            f"ON CONFLICT ({key}) {conflict}"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {spec.table}")
+            before = cursor.fetchone()[0]
+            cursor.execute(f"SELECT count(*) FROM {self.table} s WHERE {where_new}")
+            distinct_rows = cursor.fetchone()[0]
+            cursor.execute(sql, params)
+            affected = cursor.rowcount
+            cursor.execute(f"SELECT count(*) FROM {spec.table}")
+            inserted = cursor.fetchone()[0] - before
+        updated = affected - inserted
+        return inserted, updated, distinct_rows - inserted - updated
+
+
+def _derived_from(column: str) -> set[str]:
+    return {
+        "email_normalized": {"email"},
+        "email_sha256": {"email"},
+        "phone_e164": {"phone", "country"},
+        "phone_sha256": {"phone", "country"},
+        "normalized_id": {"raw_id"},
+        "sha256": {"raw_id"},
+    }.get(column, set())
+
+
+# ------------------------------------------------------------------------ entry point
+
+
+def _write_errors(path: Path, *sorted_streams: Iterator[tuple]) -> int:
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(ERROR_HEADER)
+        for error in heapq.merge(*sorted_streams, key=lambda e: e[0]):
+            writer.writerow(error)
+            count += 1
+    return count
+
+
+def _read_errors(path: Path) -> Iterator[tuple]:
+    with open(path, newline="", encoding="utf-8") as f:
+        for row_no, column, value, reason in csv.reader(f):
+            yield (int(row_no), column, value, reason)
+
+
+def load_csv(
+    kind: ImportKind,
+    path: Path,
+    *,
+    error_report: Path,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> LoadResult:
+    """Import one CSV file. Raises MalformedFile (nothing changed) for unusable files."""
+    spec = SPECS[kind]
+    path = Path(path)
+    header, ignored = read_header(path, spec)
+    size = path.stat().st_size or 1
+    workers = worker_count(size) if workers is None else workers
+    loader = Loader(spec)
+    result = LoadResult(ignored_columns=ignored)
+
+    def report(phase: str, percent: int) -> None:
+        if progress:
+            progress(phase, percent, result.rows_read)
+
+    scratch = [error_report.with_name(f"{error_report.name}.{n}.part") for n in (1, 2)]
+    loader.create_staging()
+    try:
+        bytes_read = [0]
+        chunks = _row_chunks(path, CHUNK_ROWS, bytes_read)
+        with open(scratch[0], "w", newline="", encoding="utf-8") as out:
+            errors_out = csv.writer(out)
+            for chunk in _processed_chunks(chunks, kind, header, workers, loader.postgres):
+                loader.stage(chunk)
+                result.rows_read += chunk.rows
+                result.error_rows += chunk.error_rows
+                errors_out.writerows(chunk.errors)
+                result.stats.update(chunk.stats)
+                report("Reading and checking rows", min(90, 90 * bytes_read[0] // size))
+        report("Saving to the customer store", 92)
+        with open(scratch[1], "w", newline="", encoding="utf-8") as out:
+            unknown = csv.writer(out)
+            for error in loader.unknown_customers():
+                unknown.writerow(error)
+                result.error_rows += 1
+        result.error_count = _write_errors(
+            error_report, _read_errors(scratch[0]), _read_errors(scratch[1])
+        )
+        inserted, updated, unchanged = loader.upsert(set(header))
+        result.rows_inserted, result.rows_updated = inserted, updated
+        result.rows_unchanged = unchanged
+        report("Done", 100)
+    finally:
+        for part in scratch:
+            part.unlink(missing_ok=True)
+        loader.drop_staging()
+    return result

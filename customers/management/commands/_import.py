@@ -1,0 +1,85 @@
+"""Shared body of `import_customers`, `import_devices` and `import_orders`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from customers.csv_columns import SPECS, ImportKind
+from customers.loading import LoadResult, MalformedFile
+from customers.services import customers_import_file, imports_dir
+
+
+def error_report_path(source: Path) -> Path:
+    """Next to the file when that folder is writable, else under MEDIA_ROOT/imports/."""
+    beside = source.with_name(source.name + ".errors.csv")
+    try:
+        beside.touch()
+        return beside
+    except OSError:
+        return imports_dir() / beside.name
+
+
+def summary(result: LoadResult, seconds: float) -> str:
+    rate = result.rows_read / seconds if seconds else 0
+    parts = [
+        f"{result.rows_read:,} rows read in {seconds:.1f} s ({rate:,.0f} rows/s)",
+        f"{result.rows_inserted:,} new",
+        f"{result.rows_updated:,} updated",
+        f"{result.rows_unchanged:,} unchanged",
+        f"{result.error_rows:,} rows with errors",
+    ]
+    for name, count in sorted(result.stats.items()):
+        parts.append(f"{count:,} {name.replace('_', ' ')} (kept, not sendable)")
+    return "; ".join(parts)
+
+
+class ImportCommand(BaseCommand):
+    kind: ImportKind
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        spec = SPECS[self.kind]
+        parser.add_argument("file", type=Path, help=f"CSV file of {spec.kind.value}")
+        parser.description = (
+            f"Import {spec.kind.value} from a UTF-8 CSV file (upsert on "
+            f"{', '.join(spec.key)}). Columns: "
+            + ", ".join(f"{c.name}{'*' if c.required else ''}" for c in spec.columns)
+            + " (* required)."
+        )
+
+    def handle(self, *args, file: Path, **options) -> None:
+        if not file.is_file():
+            raise CommandError(f"{file} is not a file")
+        report = error_report_path(file)
+        started = time.monotonic()
+        tty = sys.stdout.isatty()
+
+        def progress(phase: str, percent: int, rows: int) -> None:
+            line = f"{phase}: {percent:3d}%  {rows:,} rows"
+            if tty:
+                self.stdout.write(f"\r{line}   ", ending="")
+                self.stdout.flush()
+            else:
+                self.stdout.write(line)
+
+        try:
+            result = customers_import_file(
+                kind=self.kind, path=file, error_report=report, progress=progress
+            )
+        except MalformedFile as exc:
+            report.unlink(missing_ok=True)
+            raise CommandError(f"{file}: {exc} Nothing was changed.") from None
+        if tty:
+            self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(summary(result, time.monotonic() - started)))
+        if result.ignored_columns:
+            self.stdout.write(f"Ignored columns: {', '.join(result.ignored_columns)}")
+        if result.error_count:
+            self.stdout.write(
+                self.style.WARNING(f"{result.error_count:,} errors, report: {report}")
+            )
+        else:
+            report.unlink(missing_ok=True)
