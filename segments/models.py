@@ -105,7 +105,8 @@ class CustomerList(models.Model):
     name = models.CharField(max_length=200)
     size = models.PositiveIntegerField(default=0)
     unknown_ids = models.PositiveIntegerField(
-        default=0, help_text="Ids in the upload that match no customer (kept, they may arrive later)"
+        default=0,
+        help_text="Ids in the upload that match no customer (kept, they may arrive later)",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -120,7 +121,9 @@ class CustomerList(models.Model):
 
 
 class CustomerListMember(models.Model):
-    customer_list = models.ForeignKey(CustomerList, on_delete=models.CASCADE, related_name="members")
+    customer_list = models.ForeignKey(
+        CustomerList, on_delete=models.CASCADE, related_name="members"
+    )
     customer_id = models.CharField(max_length=64)
 
     class Meta:
@@ -130,3 +133,6 @@ class CustomerListMember(models.Model):
                 fields=["customer_list", "customer_id"], name="customer_list_member_unique"
             )
         ]
+
+    def __str__(self) -> str:
+        return self.customer_id
