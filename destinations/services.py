@@ -402,7 +402,7 @@ def destination_client(destination: Destination) -> TikTokClient:
         raise ReauthorizationRequired(f"destination “{destination.name}” is not connected")
 
     def on_auth_error(exc: ReauthorizationRequired) -> None:
-        destination_mark_needs_reauth(destination, str(exc))
+        destination_mark_needs_reauth(destination, f"TikTok error {exc.code}: {exc.message}")
 
     return TikTokClient(destination.access_token, on_auth_error=on_auth_error)
 

@@ -29,3 +29,15 @@ def make_destination(db):
         return destination
 
     return _make
+
+
+try:  # H1's local TikTok sandbox (tests/fixtures/sandbox.py) provides `sandbox`.
+    import tests.fixtures.sandbox  # noqa: F401
+
+    HAVE_SANDBOX = True
+except ImportError:
+    HAVE_SANDBOX = False
+
+needs_sandbox = pytest.mark.skipif(
+    not HAVE_SANDBOX, reason="tests/fixtures/sandbox.py (the TikTok sandbox) is not installed"
+)
