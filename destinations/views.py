@@ -99,7 +99,7 @@ def select_advertiser(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Connected “{destination.name}”. Check its default attributes below.",
+                f"Connected “{destination.name}”. Review its default attributes before sending.",
             )
             return redirect("destinations:detail", pk=destination.pk)
     return render(

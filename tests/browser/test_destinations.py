@@ -12,7 +12,7 @@ from notifications.models import Notification
 from tests.destinations.conftest import needs_sandbox
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), needs_sandbox]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ def authorize_on_tiktok(page, screenshot, name: str) -> None:
     page.get_by_role("button", name="Authorize").click()
 
 
+@needs_sandbox
 def test_an_operator_connects_tiktok_loses_the_token_and_reauthorizes(
     page, live_server, sign_in, screenshot, tiktok_settings
 ):
@@ -82,6 +83,7 @@ def test_an_operator_connects_tiktok_loses_the_token_and_reauthorizes(
     assert Destination.objects.count() == 1
 
 
+@needs_sandbox
 def test_cancelling_on_tiktoks_page_connects_nothing(
     page, live_server, sign_in, screenshot, tiktok_settings
 ):
@@ -94,3 +96,39 @@ def test_cancelling_on_tiktoks_page_connects_nothing(
     assert "cancelled" in page.locator(".messages").inner_text()
     screenshot("destinations_cancelled")
     assert Destination.objects.count() == 0
+
+
+def test_the_connect_pages_work_with_tiktok_faked_at_the_http_seam(
+    page, live_server, sign_in, screenshot, monkeypatch, settings
+):
+    """Runs without the sandbox: the browser's trip to TikTok is answered by a route that
+    consents at once, and the server's API calls go to the in-process fake."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.destinations import fake_tiktok
+
+    fake = fake_tiktok.install(monkeypatch, settings)
+
+    def consent(route):
+        query = parse_qs(urlsplit(route.request.url).query)
+        code = fake.grant_code()
+        target = (
+            f"{query['redirect_uri'][0]}?auth_code={code}&code={code}&state={query['state'][0]}"
+        )
+        route.fulfill(status=302, headers={"Location": target})
+
+    page.route(f"{fake_tiktok.AUTH}**", consent)
+    sign_in(UserFactory(role=Role.OPERATOR))
+    page.goto(f"{live_server.url}/destinations/connect/")
+    page.get_by_role("button", name="Continue to TikTok").click()
+    page.wait_for_url("**/destinations/tiktok/select/")
+    screenshot("destinations_select_advertiser_fake")
+    page.get_by_label("Acme EU (7000000000000000002)").check()
+    page.get_by_label("Destination name").fill("EU prospecting")
+    page.get_by_role("button", name="Connect this advertiser").click()
+    page.wait_for_url("**/destinations/*/")
+    assert "Connected “EU prospecting”" in page.locator(".messages").inner_text()
+    screenshot("destinations_connected_fake")
+    destination = Destination.objects.get()
+    assert destination.advertiser_id == "7000000000000000002"
+    assert destination.access_token in fake.tokens
