@@ -16,7 +16,7 @@ class SelectAdvertiserForm(forms.Form):
 
     def __init__(self, *args, advertisers: list[Advertiser], **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.fields["advertiser_id"].choices = [
+        self.fields["advertiser_id"].choices = [  # type: ignore[attr-defined]
             (a.advertiser_id, f"{a.advertiser_name or 'Unnamed'} ({a.advertiser_id})")
             for a in advertisers
         ]

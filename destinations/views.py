@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -191,7 +193,7 @@ def default_attributes(request: HttpRequest, pk: int) -> HttpResponse:
             },
             status=403,
         )
-    submitted = [
+    submitted: list[dict[str, Any]] = [
         {
             "destination_attribute": row.destination_attribute,
             "source_table": request.POST.get(f"{row.destination_attribute}-source_table", ""),

@@ -206,7 +206,7 @@ def exchange_auth_code(
         advertiser_ids=_str_list(data.get("advertiser_ids")),
         scope=[int(s) for s in data.get("scope") or [] if str(s).isdigit()],
         refresh_token=Secret(refresh) if refresh else None,
-        expires_in=int(expires_in) if str(expires_in or "").isdigit() else None,
+        expires_in=int(str(expires_in)) if str(expires_in or "").isdigit() else None,
     )
 
 

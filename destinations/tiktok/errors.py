@@ -6,6 +6,8 @@ a `code` for most errors; a non-200 status means the request never reached the A
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TikTokError(Exception):
     """Any failure talking to TikTok. `permanent` says whether retrying can help."""
@@ -95,7 +97,7 @@ def error_for_code(
     code: int, message: str, *, request_id: str = "", during_oauth: bool = False
 ) -> TikTokError:
     """Map a non-zero envelope `code` to the error class that says what to do."""
-    kwargs = {"code": code, "request_id": request_id}
+    kwargs: dict[str, Any] = {"code": code, "request_id": request_id}
     if code in RATE_LIMIT_CODES:
         return RateLimitedError(message, **kwargs)
     if code in OAUTH_RESTART_CODES:
