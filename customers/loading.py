@@ -311,7 +311,18 @@ class Loader:
             and (c in present or _derived_from(c) & present)
         ]
         key = ", ".join(spec.key)
-        where_new = f"s.row_no IN (SELECT max(row_no) FROM {self.table} GROUP BY {key})"
+        with connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(f"ANALYZE {self.table}")  # temp tables are never auto-analyzed
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {self.table} GROUP BY {key} HAVING count(*) > 1)"
+            )
+            duplicates = cursor.fetchone()[0]
+        where_new = (
+            f"s.row_no IN (SELECT max(row_no) FROM {self.table} GROUP BY {key})"
+            if duplicates
+            else "1 = 1"
+        )
         if spec.kind != ImportKind.CUSTOMERS:
             where_new += (
                 " AND EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id)"
