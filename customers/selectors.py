@@ -19,3 +19,9 @@ def store_totals() -> dict[str, int]:
         "devices": Device.objects.count(),
         "orders": Order.objects.count(),
     }
+
+
+def import_jobs_recent(limit: int = 15):
+    from customers.models import ImportJob
+
+    return ImportJob.objects.select_related("created_by")[:limit]
