@@ -363,15 +363,16 @@ class _Compiler:
                 parts.append(sql)
         where = f" {combinator.upper()} ".join(f"({p})" for p in parts) if parts else ""
         exclusions = definition.get("exclusions") or {"conditions": []}
-        excluded = self.group(exclusions, "exclusions", "x")
+        excluded = self.group(exclusions, "exclusions", "c")
         clauses = [f"({where})"] if where else []
         if excluded:
-            clauses.append(
-                "NOT EXISTS (SELECT 1 FROM customers x "
-                f"WHERE x.customer_id = c.customer_id AND ({excluded}))"
-            )
+            clauses.append(self.exclusion_clause(excluded))
         sql = "SELECT c.customer_id FROM customers c"
         return f"{sql} WHERE {' AND '.join(clauses)}" if clauses else sql
+
+    def exclusion_clause(self, excluded: str) -> str:
+        # COALESCE keeps customers whose exclusion is unknown (NULL) rather than dropping them.
+        return f"NOT COALESCE(({excluded}), FALSE)"
 
     def _combinator(self, value: Any, path: str) -> str:
         if value not in COMBINATORS:

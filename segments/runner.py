@@ -38,8 +38,6 @@ def readonly_cursor(timeout: int | None = None, *, chunked: bool = False) -> Ite
                     with connection.cursor() as cursor:
                         cursor.execute("SET LOCAL transaction_read_only = on")
                         cursor.execute(f"SET LOCAL statement_timeout = {int(limit)}")
-                        # Set-based plans over a million customers want hash tables in memory.
-                        cursor.execute("SET LOCAL work_mem = '64MB'")
                     with connection.chunked_cursor() if chunked else connection.cursor() as cur:
                         yield cur
                 finally:

@@ -1,7 +1,8 @@
 """Reads over segments and their members. Public API (other apps rely on these names):
 
-- ``segment_members_sql(segment) -> CompiledSQL``: ``SELECT c.customer_id FROM customers c
-  WHERE ...`` for visual and SQL segments (SQL segments go through ``sqlcheck``). Raises
+- ``segment_members_sql(segment) -> CompiledSQL``: one column ``customer_id``, no
+  duplicates, for visual segments (``SELECT c.customer_id FROM customers c WHERE ...``) and
+  SQL segments (the checked query wrapped by ``sqlcheck``). Raises
   ``DefinitionError`` or ``SqlSegmentError`` when the segment is invalid.
 - ``definition_members_sql(definition) -> CompiledSQL``: the same for an inline definition
   (campaign sub-audiences with custom criteria).

@@ -74,8 +74,7 @@ class SqlSegmentError(ValueError):
 @dataclass(frozen=True)
 class CheckedSQL:
     query: str  # the re-rendered, checked query (plain SQL, no parameters)
-    members_sql: str  # `SELECT c.customer_id FROM customers c WHERE c.customer_id IN (...)`
-    # with % doubled for DB-API use
+    members_sql: str  # one column `customer_id`, no duplicates; % doubled for DB-API use
 
 
 def _position(sql: str, word: str) -> tuple[int | None, int | None]:
@@ -198,10 +197,10 @@ def check_sql(sql: str, *, vendor: str) -> CheckedSQL:
             *_position(sql, "select"),
         )
     query = tree.sql(dialect=dialect, comments=False)
+    # A CTE column list names the single column customer_id whatever the user called it.
     members = (
-        "SELECT c.customer_id FROM customers c WHERE c.customer_id IN ("
-        + query.replace("%", "%%")
-        + ")"
+        "WITH q(customer_id) AS (" + query.replace("%", "%%") + ") "
+        "SELECT DISTINCT q.customer_id FROM q"
     )
     return CheckedSQL(query=query, members_sql=members)
 

@@ -21,6 +21,7 @@ or trigger your own endpoint on the ``segments:changed`` event the editor fires 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator
 from typing import Any
@@ -137,6 +138,7 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 services.segment_update(
                     segment=segment, user=request.user, name=request.POST.get("name"), sql=sql
                 )
+            _refresh_size(segment)
             messages.success(request, f"Saved “{request.POST.get('name', segment.name)}”.")
             return redirect("segments:edit", pk=segment.pk)
         except (EditorInputError, services.SegmentError) as exc:
@@ -251,6 +253,12 @@ def segment_breakdowns(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "segments/detail.html#charts", {"charts_error": str(exc)})
 
 
+def _refresh_size(segment: Segment) -> None:
+    """Remember the size after a change; a slow or failing count must not lose the save."""
+    with contextlib.suppress(DefinitionError, SqlSegmentError, SegmentQueryError):
+        services.segment_refresh_count(segment=segment)
+
+
 def _action_done(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -278,6 +286,7 @@ def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             back = reverse("segments:list")
         elif action == "activate":
             services.segment_activate(segment=segment, user=user)
+            _refresh_size(segment)
             messages.success(request, f"“{segment.name}” is Active.")
         elif action == "deactivate":
             services.segment_deactivate(segment=segment, user=user)

@@ -173,7 +173,7 @@ def test_editor_actions_add_and_remove_conditions(people, marketer_client):
     )  # fmt: skip
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.count('data-type=') == 2 and "has purchased" in body
+    assert body.count("data-type=") == 2 and "has purchased" in body
     assert response["HX-Trigger-After-Settle"]
     response = marketer_client.post(
         reverse("segments:editor"),

@@ -1,0 +1,114 @@
+"""A marketer builds a segment in real Chromium and watches the count follow the conditions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from accounts.models import Role
+from segments.models import Segment, SegmentStatus
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _customers() -> None:
+    now = timezone.now()
+    people = {}
+    for i in range(6):
+        people[f"ca{i}"] = CustomerFactory(
+            customer_id=f"ca{i}", state="CA", loyalty_tier="Gold" if i < 4 else "Silver"
+        )
+    for i in range(3):
+        people[f"ny{i}"] = CustomerFactory(customer_id=f"ny{i}", state="NY", loyalty_tier="Gold")
+    for cid in ("ca0", "ca1", "ny0"):
+        OrderFactory(customer=people[cid], ordered_at=now - dt.timedelta(days=10))
+    OrderFactory(customer=people["ca2"], ordered_at=now - dt.timedelta(days=400), brand="Contoso")
+
+
+def _count(page) -> str:
+    return page.get_by_test_id("unique-count")
+
+
+def test_a_marketer_builds_a_two_section_segment_with_a_purchase_and_activates_it(
+    page, live_server, sign_in, screenshot
+):
+    _customers()
+    user = UserFactory(username="maria", role=Role.MARKETER)
+    sign_in(user)
+    page.goto(f"{live_server.url}/segments/")
+    screenshot("segments-list-empty")
+    page.get_by_role("link", name="New segment").click()
+    page.fill("#id_name", "Californian buyers")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/edit/")
+    expect(_count(page)).to_have_text("9")
+
+    first = page.locator(".seg-group").nth(0)
+    first.get_by_role("button", name="+ Attribute").click()
+    condition = page.locator("#cond-sections-0-conditions-0")
+    expect(condition.locator("[data-key=value]")).to_be_visible()
+    # An empty value is marked where it is and counts nobody.
+    expect(page.locator("#err-sections-0-conditions-0")).to_contain_text("Enter a value")
+    condition.locator("[data-key=value]").fill("CA")
+    expect(_count(page)).to_have_text("6")
+    expect(page.locator("#err-sections-0-conditions-0")).to_be_empty()
+
+    page.get_by_role("button", name="+ Add section").click()
+    second = page.locator(".seg-group").nth(1)
+    expect(second.get_by_role("heading", name="Section 2")).to_be_visible()
+    second.get_by_role("button", name="+ Purchase behaviour").click()
+    behaviour = page.locator("#cond-sections-1-conditions-0")
+    expect(behaviour.locator("[data-key=behaviour]")).to_have_value("has_purchased")
+    expect(_count(page)).to_have_text("3")  # CA and has purchased: ca0, ca1, ca2
+    behaviour.locator("[data-key='window.kind']").select_option("last")
+    window = page.locator("#cond-sections-1-conditions-0 [data-key='window.amount']")
+    window.fill("90")
+    expect(_count(page)).to_have_text("2")  # only ca0 and ca1 bought in the last 90 days
+
+    page.get_by_role("button", name="+ Add section")  # still there
+    excl = page.locator(".seg-exclusions")
+    excl.get_by_role("button", name="+ Attribute").click()
+    exclusion = page.locator("#cond-exclusions-conditions-0")
+    exclusion.locator("[data-key=attribute]").select_option("customer_id")
+    exclusion = page.locator("#cond-exclusions-conditions-0")
+    expect(exclusion.locator("[data-key=attribute]")).to_have_value("customer_id")
+    exclusion.locator("[data-key=value]").fill("ca1")
+    expect(_count(page)).to_have_text("1")
+    screenshot("segments-editor")
+
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".messages")).to_contain_text("Saved")
+    page.get_by_role("button", name="Activate").click()
+    expect(page.locator(".messages")).to_contain_text("is Active")
+    segment = Segment.objects.get(name="Californian buyers")
+    assert segment.status == SegmentStatus.ACTIVE
+    assert len(segment.definition["sections"]) == 2
+    screenshot("segments-editor-saved")
+
+    page.goto(f"{live_server.url}/segments/{segment.pk}/")
+    expect(page.locator(".seg-chart").first).to_be_visible()
+    page.get_by_text("View SQL").click()
+    screenshot("segments-detail")
+    page.goto(f"{live_server.url}/segments/")
+    expect(page.get_by_role("link", name="Californian buyers")).to_be_visible()
+    screenshot("segments-list")
+
+
+def test_an_sql_segment_reports_errors_with_their_position(page, live_server, sign_in, screenshot):
+    _customers()
+    user = UserFactory(username="sam", role=Role.MARKETER)
+    sign_in(user)
+    page.goto(f"{live_server.url}/segments/new/?kind=sql")
+    page.fill("#id_name", "Gold by SQL")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/edit/")
+    page.fill("#id_sql", "SELECT customer_id\nFROM customers WHERE pg_sleep(1) IS NULL")
+    expect(page.locator(".seg-insights .form-error")).to_contain_text("pg_sleep")
+    expect(page.locator(".seg-insights .form-error")).to_contain_text("line 2, column 22")
+    page.fill("#id_sql", "SELECT customer_id FROM customers WHERE loyalty_tier = 'Gold'")
+    expect(_count(page)).to_have_text("7")
+    screenshot("segments-sql-editor")
