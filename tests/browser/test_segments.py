@@ -112,3 +112,55 @@ def test_an_sql_segment_reports_errors_with_their_position(page, live_server, si
     page.fill("#id_sql", "SELECT customer_id FROM customers WHERE loyalty_tier = 'Gold'")
     expect(_count(page)).to_have_text("7")
     screenshot("segments-sql-editor")
+
+
+def test_compare_history_and_lists_pages_render(page, live_server, sign_in, screenshot):
+    from segments.services import segment_activate, segment_create, segment_update
+
+    _customers()
+    user = UserFactory(username="lee", role=Role.MARKETER)
+
+    def definition(state):
+        return {
+            "version": 1,
+            "combinator": "and",
+            "sections": [
+                {
+                    "combinator": "and",
+                    "conditions": [
+                        {
+                            "type": "attribute",
+                            "attribute": "state",
+                            "operator": "is",
+                            "value": state,
+                        }
+                    ],
+                }
+            ],
+        }
+
+    ca = segment_create(user=user, name="California", definition=definition("CA"))
+    segment_update(segment=ca, user=user, name="Californians")
+    segment_activate(segment=ca, user=user)
+    ny = segment_create(user=user, name="New York", definition=definition("NY"))
+    gold = segment_create(
+        user=user,
+        name="Gold",
+        kind="sql",
+        sql="SELECT customer_id FROM customers WHERE loyalty_tier = 'Gold'",
+    )
+    sign_in(user)
+    page.goto(f"{live_server.url}/segments/compare/?ids={ca.pk}&ids={ny.pk}&ids={gold.pk}")
+    expect(page.get_by_text("customers in at least one segment")).to_contain_text("9")
+    screenshot("segments-compare")
+    page.goto(f"{live_server.url}/segments/{ca.pk}/history/")
+    expect(page.get_by_role("cell", name="Activated")).to_be_visible()
+    screenshot("segments-history")
+    page.goto(f"{live_server.url}/segments/lists/")
+    page.fill("#id_name", "VIP ids")
+    page.set_input_files(
+        "#id_file", files=[{"name": "ids.csv", "mimeType": "text/csv", "buffer": b"ca0\nca1\nzz\n"}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator(".messages")).to_contain_text("3 ids, 1 not (yet) known")
+    screenshot("segments-lists")
