@@ -231,13 +231,13 @@ TIKTOK_HTTP_TIMEOUT = env_int("TIKTOK_HTTP_TIMEOUT", 30, minimum=1)
 
 # Phones without a country are parsed with this region (ISO 3166 alpha-2).
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "US").upper()
-
-# Segments: statement timeout for counts, insights and SQL segments (read-only transactions).
-SEGMENT_QUERY_TIMEOUT_MS = env_int("SEGMENT_QUERY_TIMEOUT_MS", 30_000, minimum=100)
 if len(DEFAULT_PHONE_REGION) != 2 or not DEFAULT_PHONE_REGION.isalpha():
     raise ConfigError(
         f"DEFAULT_PHONE_REGION must be a two-letter country code, got {DEFAULT_PHONE_REGION!r}"
     )
+
+# Segments: statement timeout for counts, insights and SQL segments (read-only transactions).
+SEGMENT_QUERY_TIMEOUT_MS = env_int("SEGMENT_QUERY_TIMEOUT_MS", 30_000, minimum=100)
 
 # CSV import: processes that validate and normalize rows of big files (0 = in-process).
 IMPORT_WORKERS = env_int("IMPORT_WORKERS", min(os.cpu_count() or 1, 4), minimum=0)
