@@ -6,6 +6,8 @@ from django.test import Client
 from accounts.models import Role
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.fixtures.sandbox"]
+
 
 @pytest.fixture
 def make_client(db):
