@@ -768,7 +768,7 @@ def referenced_segment_ids(definition: Any) -> set[int]:
         for cond in (group or {}).get("conditions") or []:
             if isinstance(cond, dict) and cond.get("type") == "segment":
                 try:
-                    found.add(int(cond.get("segment_id")))
+                    found.add(int(cond.get("segment_id")))  # type: ignore[arg-type]
                 except (TypeError, ValueError):
                     continue
     return found

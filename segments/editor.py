@@ -270,7 +270,7 @@ def _strip_view_keys(value: Any) -> Any:
 
 def condition_paths(definition: Any) -> list[str]:
     """Every condition path of a definition (for out-of-band error slots)."""
-    paths = []
+    paths: list[str] = []
     if not isinstance(definition, dict):
         return paths
     for i, section in enumerate(definition.get("sections") or []):

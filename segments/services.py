@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
-from typing import Any
+from typing import IO, Any
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -258,16 +257,14 @@ def segment_restore_version(*, segment: Segment, user: Any, number: int) -> Segm
 MAX_LIST_IDS = 1_000_000
 
 
-def customer_list_create(
-    *, user: Any, name: str, file: Iterable[bytes] | io.IOBase
-) -> CustomerList:
+def customer_list_create(*, user: Any, name: str, file: IO[bytes]) -> CustomerList:
     """Load an uploaded file of customer ids (one a line, or a CSV whose first column holds
     them; a header named customer_id is skipped). Streams in batches."""
     name = (name or "").strip()[:200]
     if not name:
         raise SegmentError("Give the list a name.")
     try:
-        text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         with transaction.atomic():
             customer_list = CustomerList.objects.create(name=name, created_by=user)

@@ -187,9 +187,9 @@ def check_sql(sql: str, *, vendor: str) -> CheckedSQL:
             raise SqlSegmentError(
                 f"Function {name}() is not allowed in segment SQL.", *_position(sql, name)
             )
-    first = tree
+    first: exp.Expression = tree
     while isinstance(first, exp.Union | exp.Intersect | exp.Except):
-        first = first.left
+        first = first.left  # type: ignore[assignment]
     projections = first.expressions if isinstance(first, exp.Select) else []
     if len(projections) != 1 or isinstance(projections[0], exp.Star) or projections[0].is_star:
         raise SqlSegmentError(

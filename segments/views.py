@@ -91,7 +91,8 @@ def segment_list_view(request: HttpRequest) -> HttpResponse:
     page = Paginator(segment_list(query=query, sort=sort), 50).get_page(request.GET.get("page"))
     rows = [(s, segment_usages(s)) for s in page.object_list]
     context = {"page": page, "rows": rows, "q": query, "sort": sort}
-    template = "segments/list.html#table" if request.htmx else "segments/list.html"
+    htmx = request.htmx  # type: ignore[attr-defined]
+    template = "segments/list.html#table" if htmx else "segments/list.html"
     return render(request, template, context)
 
 
@@ -260,7 +261,7 @@ def _refresh_size(segment: Segment) -> None:
 
 
 def _action_done(request: HttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]
 
 
 @require_POST
@@ -320,7 +321,7 @@ def segment_history(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@viewer_required
+@viewer_required  # type: ignore[arg-type]
 def segment_members_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """Members as CSV, streamed from a server-side cursor; masked for restricted-PII users."""
     segment = _get_segment(request, pk)
@@ -388,7 +389,9 @@ def customer_list_view(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 created = services.customer_list_create(
-                    user=request.user, name=request.POST.get("name", ""), file=upload.file
+                    user=request.user,
+                    name=request.POST.get("name", ""),
+                    file=upload.file,  # type: ignore[arg-type]
                 )
                 messages.success(
                     request,
