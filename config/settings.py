@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "campaigns",
     "destinations",
     "notifications",
+    "deliveries",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_BEAT_SCHEDULE["destinations-check-tokens"] = {
     "task": "destinations.tasks.check_destination_tokens",
     "schedule": env_int("TIKTOK_TOKEN_CHECK_SECONDS", 1800, minimum=60),
+}
+
+# Deliveries: the scheduler tick finds due campaigns, re-enqueues stalled deliveries and
+# resumes those waiting for a reauthorized destination; the poll checks TikTok's matching.
+DELIVERY_QUEUE = env_str("DELIVERY_QUEUE", "celery")
+DELIVERY_SCHEDULER_SECONDS = env_int("DELIVERY_SCHEDULER_SECONDS", 10, minimum=1)
+DELIVERY_POLL_SECONDS = env_int("DELIVERY_POLL_SECONDS", 30, minimum=1)
+DELIVERY_STALE_SECONDS = env_int("DELIVERY_STALE_SECONDS", 120, minimum=1)
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8, minimum=1)
+DELIVERY_BACKOFF_BASE_SECONDS = env_int("DELIVERY_BACKOFF_BASE_MS", 500, minimum=1) / 1000
+DELIVERY_BACKOFF_MAX_SECONDS = env_int("DELIVERY_BACKOFF_MAX_SECONDS", 30, minimum=1)
+DELIVERY_RATE_LIMIT_PATIENCE_SECONDS = env_int("DELIVERY_RATE_LIMIT_PATIENCE_S", 600, minimum=1)
+DELIVERY_POLL_HOURS = env_int("DELIVERY_POLL_HOURS", 72, minimum=1)
+CELERY_BEAT_SCHEDULE["deliveries-schedule"] = {
+    "task": "deliveries.tasks.schedule_deliveries",
+    "schedule": DELIVERY_SCHEDULER_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["deliveries-poll-audiences"] = {
+    "task": "deliveries.tasks.poll_audiences",
+    "schedule": DELIVERY_POLL_SECONDS,
 }
 
 # Token encryption (destinations). Comma-separated Fernet keys, newest first; see README.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("data/", include("customers.urls")),
     path("segments/", include("segments.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("deliveries/", include("deliveries.urls")),
     path("destinations/", include("destinations.urls")),
     path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
