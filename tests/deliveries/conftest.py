@@ -307,6 +307,8 @@ def worker(settings, sandbox, tiktok_settings, tmp_path) -> Iterator[WorkerProce
         )
     queue = f"deliveries-test-{uuid.uuid4().hex[:8]}"
     settings.DELIVERY_QUEUE = queue
+    # A killed worker's delivery is taken over once its heartbeat is this old.
+    settings.DELIVERY_STALE_SECONDS = 4
     db = connection.settings_dict
     url = f"postgres://{db['USER'] or 'postgres'}"
     if db.get("PASSWORD"):
