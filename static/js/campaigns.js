@@ -14,6 +14,17 @@
     });
   });
 
+  // Segment pickers close on Escape and on a click outside them.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.cmp-multi[open]").forEach((d) => {
+      if (!d.contains(event.target)) d.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("details.cmp-multi[open]").forEach((d) => { d.open = false; });
+  });
+
   function closeModal() {
     const modal = document.getElementById("modal");
     if (modal) modal.innerHTML = "";

@@ -37,8 +37,8 @@ def test_each_step_saves_on_post_and_reports_its_own_error(marketer_client, segm
     r = marketer_client.post(url("name", campaign), {"name": ""}, **HX)
     assert r.status_code == 422 and "Give the campaign a name." in r.content.decode()
     treatment = campaign.sub_audiences.get().treatments.get(is_control=False)
-    r = marketer_client.post(url("treatment_update", campaign, treatment.pk),
-                             {"name": "Big", "split": "101", "control_present": "1"}, **HX)  # fmt: skip
+    data = {"name": "Big", "split": "101", "control_present": "1"}
+    r = marketer_client.post(url("treatment_update", campaign, treatment.pk), data, **HX)
     assert r.status_code == 422 and "between 0 and 100" in r.content.decode()
     r = marketer_client.post(url("timing", campaign), {
         "timing_mode": "recurring", "cadence": "weekly", "weekdays": ["1", "3"],
