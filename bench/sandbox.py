@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -52,7 +53,7 @@ def build_body(audience_id: str, start: int, count: int) -> bytes:
     return json.dumps(body).encode()
 
 
-def run(api_base: str, token: str, people: int, batch: int) -> dict[str, float]:
+def run(api_base: str, token: str, people: int, batch: int) -> dict[str, Any]:
     http = requests.Session()
     http.headers.update({"Access-Token": token, "Content-Type": "application/json"})
     created = http.post(

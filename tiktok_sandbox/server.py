@@ -66,7 +66,9 @@ def create_app(sandbox: Sandbox) -> Flask:
 
     @app.errorhandler(DropConnection)
     def dropped(_error: Exception) -> Response:
-        return plain(500, "")  # never reaches anyone: the socket is already shut
+        # Never reaches anyone (the socket is already shut); 444 is nginx's "closed without
+        # a response", so the access log says what happened.
+        return plain(444, "")
 
     @app.get("/")
     def index() -> Response:

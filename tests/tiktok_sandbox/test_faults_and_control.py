@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def test_redirect_uris_must_be_http_urls(sandbox):
 
 
 @pytest.fixture(scope="module")
-def locked_sandbox(tmp_path_factory) -> SandboxServer:
+def locked_sandbox(tmp_path_factory) -> Iterator[SandboxServer]:
     server = SandboxServer(
         Path(tmp_path_factory.mktemp("locked")), enable_control=False, enable_inspection=False
     )
