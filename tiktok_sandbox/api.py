@@ -437,14 +437,20 @@ def custom_audience_update(call: Call) -> dict[str, Any]:
         raise invalid(
             "custom_audience_id", f"audience {audience_id} is processing, please try again later."
         )
-    members = sandbox.store.members.get(audience_id) or AudienceMembers()
-    after = members.people_after(action, groups)
-    if after < MIN_AUDIENCE_SIZE:
-        raise invalid(
-            "custom_audience_id",
-            f"the audience would have {after} people after this {action}, "
-            f"fewer than the minimum of {MIN_AUDIENCE_SIZE}.",
-        )
+    with sandbox.store.lock:  # the size check and the change must see the same members
+        members = sandbox.store.members.get(audience_id) or AudienceMembers()
+        after = members.people_after(action, groups)
+        if after < MIN_AUDIENCE_SIZE:
+            raise invalid(
+                "custom_audience_id",
+                f"the audience would have {after} people after this {action}, "
+                f"fewer than the minimum of {MIN_AUDIENCE_SIZE}.",
+            )
+        _apply_update(sandbox, audience_id, action, groups)
+    return {}
+
+
+def _apply_update(sandbox: Sandbox, audience_id: str, action: str, groups: list[IdGroup]) -> None:
     op = OP_DELETE if action == "REMOVE" else OP_ADD
     sandbox.store.members_change(
         op,
@@ -452,7 +458,6 @@ def custom_audience_update(call: Call) -> dict[str, Any]:
         history=("Update", f"{action} from {len(groups)} id group(s)"),
         clear_first=action == "REPLACE",
     )
-    return {}
 
 
 def audience_details(sandbox: Sandbox, audience: Audience) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 from .config import Config, Tunables
@@ -100,6 +99,3 @@ class Sandbox:
     def request_log(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._log)
-
-    def with_config(self, **changes: Any) -> Config:
-        return replace(self.config, **changes)

@@ -326,8 +326,9 @@ def register_inspection(app: Flask, sandbox: Sandbox) -> None:
             return blocked
         if not audience_id.isdigit() or sandbox.store.audience_get(audience_id) is None:
             return _json({"error": f"no audience {audience_id}"}, 404)
-        members = sandbox.store.members.get(audience_id)
-        return _json(members.as_hex() if members else {})
+        with sandbox.store.lock:  # a concurrent mapping request must not resize the sets
+            members = sandbox.store.members.get(audience_id)
+            return _json(members.as_hex() if members else {})
 
     @app.get("/_sandbox/inspect/event_sets/<event_set_id>/events/")
     def inspect_events(event_set_id: str) -> Response:

@@ -243,7 +243,7 @@ class Store:
         kind: str,
         calculate_type: str,
         retention_days: int,
-        groups: list[IdGroup] = (),  # type: ignore[assignment]
+        groups: list[IdGroup] | None = None,
     ) -> Audience:
         now = time.time()
         with self.transaction() as db:
@@ -258,7 +258,7 @@ class Store:
             )
             self._history(db, audience_id, "Create", f"Audience created ({kind})", now)
             members = self.members.setdefault(str(audience_id), AudienceMembers())
-            self._log_groups(db, audience_id, OP_ADD, groups, members)
+            self._log_groups(db, audience_id, OP_ADD, groups or [], members)
         return self.audience_get(str(audience_id))  # type: ignore[return-value]
 
     def audience_get(self, audience_id: str) -> Audience | None:
