@@ -19,10 +19,6 @@ install: $(STAMP)
 ## Set up the embedded defaults (SQLite, filesystem broker) and start web, worker,
 ## scheduler and the TikTok sandbox on http://127.0.0.1:8000. Ctrl-C stops all.
 run: export DEBUG ?= true
-run: export TIKTOK_APP_ID ?= 7300000000000000001
-run: export TIKTOK_APP_SECRET ?= sandbox-demo-secret
-run: export TIKTOK_API_BASE_URL ?= http://127.0.0.1:9100/open_api/v1.3/
-run: export TIKTOK_AUTH_URL ?= http://127.0.0.1:9100/portal/auth
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
 

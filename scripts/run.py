@@ -9,6 +9,7 @@ and the worker replies to a ping, then stops them and exits 0 (used by the tests
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,37 @@ def setup(demo_customers: int) -> None:
     if not marker.exists() and demo_customers > 0:
         manage("seed_demo", "--customers", str(demo_customers), "--seed", "42")
         marker.write_text(f"{demo_customers}\n")
+
+
+def configure_sandbox(port: str, var_dir: Path) -> None:
+    """Point the app at the local TikTok sandbox unless TIKTOK_* say otherwise.
+
+    The sandbox's demo app must list this app's callback as a redirect URI, and the app's
+    port can change (PORT), so its config file is written here on every start.
+    """
+    sandbox_port = os.environ.setdefault("SANDBOX_PORT", "9100")
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    os.environ.setdefault("TIKTOK_APP_ID", "7300000000000000001")
+    os.environ.setdefault("TIKTOK_APP_SECRET", "sandbox-demo-secret")
+    os.environ.setdefault("TIKTOK_API_BASE_URL", f"{sandbox}/open_api/v1.3/")
+    os.environ.setdefault("TIKTOK_AUTH_URL", f"{sandbox}/portal/auth")
+    config = {
+        "apps": [
+            {
+                "app_id": "7300000000000000001",
+                "secret": "sandbox-demo-secret",
+                "name": "Audience Builder (demo)",
+                "redirect_uris": [
+                    f"http://{host}:{port}/destinations/tiktok/callback/"
+                    for host in ("127.0.0.1", "localhost")
+                ],
+            }
+        ]
+    }
+    (var_dir / "sandbox").mkdir(parents=True, exist_ok=True)
+    (var_dir / "sandbox.json").write_text(json.dumps(config, indent=2))
+    os.environ["SANDBOX_CONFIG"] = str(var_dir / "sandbox.json")
+    os.environ["SANDBOX_DATA_DIR"] = str(var_dir / "sandbox")
 
 
 def wait_until_up(url: str, procs: subprocess.Popen, deadline: float) -> None:
@@ -71,8 +103,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    setup(args.customers)
     port = os.environ.setdefault("PORT", "8000")
+    var_dir = Path(os.environ.get("VAR_DIR", ROOT / "var"))
+    configure_sandbox(port, var_dir)
+    setup(args.customers)
     honcho = [str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)]
     print(
         f"\nAudience Builder on http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True
@@ -84,8 +118,10 @@ def main() -> None:
     try:
         deadline = time.monotonic() + 90
         wait_until_up(f"http://127.0.0.1:{port}/accounts/login/", procs, deadline)
+        sandbox_port = os.environ["SANDBOX_PORT"]
+        wait_until_up(f"http://127.0.0.1:{sandbox_port}/_sandbox/health/", procs, deadline)
         worker_answers_ping(deadline)
-        print("check: web server and worker are up", flush=True)
+        print("check: web server, TikTok sandbox and worker are up", flush=True)
     finally:
         os.killpg(procs.pid, signal.SIGINT)
         try:

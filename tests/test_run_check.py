@@ -29,6 +29,7 @@ def test_run_check_sets_up_a_clean_state_and_starts_everything(tmp_path):
     env.update(
         VAR_DIR=str(tmp_path / "var"),
         PORT=str(free_port()),
+        SANDBOX_PORT=str(free_port()),
         DATABASE_URL=f"sqlite:///{tmp_path / 'app.sqlite3'}",
         DEBUG="true",
     )
@@ -42,6 +43,6 @@ def test_run_check_sets_up_a_clean_state_and_starts_everything(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "check: web server and worker are up" in result.stdout
+    assert "check: web server, TikTok sandbox and worker are up" in result.stdout
     assert "check: everything stopped cleanly" in result.stdout
     assert "Demo data loaded" in result.stdout
