@@ -64,6 +64,31 @@ def people_count(target: DeliveryTarget, phase: str) -> int:
         return int(cursor.fetchone()[0])
 
 
+def has_usable_identifier(target: DeliveryTarget) -> bool:
+    """Whether anyone in the target's snapshot has an identifier the mapping sends."""
+    people_sql, params = _people_sql(target, TargetPhase.ADD)
+    schema = set(target.id_schema)
+    tests = [f"c.{col} <> ''" for t, col in (("EMAIL_SHA256", "email_sha256"),
+             ("PHONE_SHA256", "phone_sha256")) if t in schema]  # fmt: skip
+    kinds = [DEVICE_KINDS[t] for t in target.id_schema if t in DEVICE_KINDS]
+    if kinds:
+        tests.append(
+            "EXISTS (SELECT 1 FROM devices d WHERE d.customer_id = r.customer_id AND d.kind IN "
+            f"({', '.join(['%s'] * len(kinds))}) AND d.sha256 <> '')"
+        )
+    if not tests:
+        return False
+    joined = people_sql.replace(
+        "FROM delivery_recipients r",
+        "FROM delivery_recipients r JOIN customers c ON c.customer_id = r.customer_id",
+        1,
+    )
+    sql = f"SELECT 1 {joined} AND ({' OR '.join(tests)}) LIMIT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *kinds])
+        return cursor.fetchone() is not None
+
+
 def next_batch(target: DeliveryTarget, phase: str, *, after: str, size: int) -> Batch:
     """The next `size` snapshot people after customer id `after`, as TikTok rows.
 
@@ -101,6 +126,8 @@ def rows_from_records(records: list[tuple], schema: Sequence[str]) -> Batch:
     """Group (customer_id, email_sha256, phone_sha256, device kind, device sha256) records,
     ordered by customer, into rows positional to `schema`."""
     batch = Batch()
+    if not any(t in DEVICE_KINDS for t in schema):
+        return _rows_without_devices(records, schema)
     pos = {t: i for i, t in enumerate(schema)}
     email_at, phone_at = pos.get("EMAIL_SHA256"), pos.get("PHONE_SHA256")
     idfa_at, aaid_at = pos.get("IDFA_SHA256"), pos.get("AAID_SHA256")
@@ -142,6 +169,24 @@ def rows_from_records(records: list[tuple], schema: Sequence[str]) -> Batch:
         flush()
         batch.last_customer_id = current
     return batch
+
+
+def _rows_without_devices(records: list[tuple], schema: Sequence[str]) -> Batch:
+    """The common case, one record and at most one row per person, without grouping."""
+    email = "EMAIL_SHA256" in schema
+    phone = "PHONE_SHA256" in schema
+    if email and phone:
+        # SCHEMA_ORDER puts EMAIL before PHONE.
+        rows = [[r[1] or None, r[2] or None] for r in records if r[1] or r[2]]
+    else:
+        col = 1 if email else 2
+        rows = [[r[col]] for r in records if r[col]]
+    return Batch(
+        rows=rows,
+        people=len(rows),
+        scanned=len(records),
+        last_customer_id=records[-1][0] if records else "",
+    )
 
 
 # ---- delivery summary -------------------------------------------------------------------

@@ -19,17 +19,20 @@ Exactly once, safe to interrupt:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
+import queue
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -52,7 +55,13 @@ from deliveries.models import (
     TargetPhase,
     TargetStatus,
 )
-from deliveries.selectors import next_batch, people_count, target_summary
+from deliveries.selectors import (
+    Batch,
+    has_usable_identifier,
+    next_batch,
+    people_count,
+    target_summary,
+)
 from destinations.models import Destination, DestinationStatus
 from destinations.services import destination_client
 from destinations.tiktok.adapter import (
@@ -362,12 +371,15 @@ def delivery_snapshot(*, delivery: Delivery) -> None:
                 [delivery.pk],
             )
             counts = dict(cursor.fetchall())
-            cursor.execute(
-                "SELECT COUNT(DISTINCT customer_id) FROM delivery_recipients "
-                "WHERE delivery_id = %s",
-                [delivery.pk],
-            )
-            customers = int(cursor.fetchone()[0])
+            if campaign.first_match_only:  # one row per customer
+                customers = sum(counts.values())
+            else:
+                cursor.execute(
+                    "SELECT COUNT(DISTINCT customer_id) FROM delivery_recipients "
+                    "WHERE delivery_id = %s",
+                    [delivery.pk],
+                )
+                customers = int(cursor.fetchone()[0])
         if counts.get(None):
             raise SnapshotProblem(
                 "Some sub-audience's treatment splits do not add up to 100 %, so "
@@ -413,7 +425,6 @@ def _create_targets(
             link.treatment_id
         )
     batch_size = settings.TIKTOK_BATCH_SIZE
-    summaries: dict[tuple[int, tuple[str, ...]], Any] = {}
     for link in links:
         treatment = treatments[link.treatment_id]
         cd = link.campaign_destination
@@ -460,17 +471,11 @@ def _create_targets(
                 target.previous = previous
                 target.audience_id = previous.audience_id
                 target.full_send = previous.id_schema != target.id_schema
-        key = (treatment.treatment_id, tuple(target.id_schema))
-        if key not in summaries:
-            summaries[key] = target_summary(delivery.pk, treatment.treatment_id, target.id_schema)
-        summary = summaries[key]
-        target.customers = summary.customers
-        target.rows = summary.rows
-        target.shrink = summary.shrink
-        target.expansion = summary.expansion
-        target.invalid = summary.invalid
+        # The delivery summary is computed once the target is sent (_record_summary): a
+        # full pass over the audience that need not delay the first batch.
+        target.customers = treatment.customers
         target.people_to_add = (
-            summary.customers if target.full_send else people_count(target, TargetPhase.ADD)
+            treatment.customers if target.full_send else people_count(target, TargetPhase.ADD)
         )
         target.people_to_remove = (
             people_count(target, TargetPhase.DELETE) if target.previous_id else 0
@@ -566,13 +571,25 @@ def _send_target(run: Run, target: DeliveryTarget) -> None:
             retries=F("retries") + stats.retries,
             rate_limited=F("rate_limited") + stats.rate_limited,
         )
+    _record_summary(target)
+
+
+def _record_summary(target: DeliveryTarget) -> None:
+    summary = target_summary(target.delivery_id, target.treatment.treatment_id, target.id_schema)
+    DeliveryTarget.objects.filter(pk=target.pk).update(
+        customers=summary.customers,
+        rows=summary.rows,
+        shrink=summary.shrink,
+        expansion=summary.expansion,
+        invalid=summary.invalid,
+    )
 
 
 def _ensure_audience(run: Run, target: DeliveryTarget, adapter: AudienceAdapter) -> bool:
     """Make sure the target has its audience id; False when there is nothing to send."""
     if target.audience_id:
         return True
-    if target.people_to_add == 0 or target.customers == target.shrink:
+    if target.people_to_add == 0 or not has_usable_identifier(target):
         return False
     found = None
     if target.create_requested_at is not None:
@@ -609,26 +626,11 @@ def _send_target_batches(run: Run, target: DeliveryTarget, adapter: AudienceAdap
             note="Nobody in this treatment has a usable identifier: no audience was created.",
         )
         return
-    size = settings.TIKTOK_BATCH_SIZE
     while target.phase != TargetPhase.DONE:
-        batch = next_batch(target, target.phase, after=target.cursor, size=size)
-        if not batch.scanned:
-            target.phase, target.cursor = _next_phase(target), ""
-            DeliveryTarget.objects.filter(pk=target.pk).update(phase=target.phase, cursor="")
-            continue
-        action = "delete" if target.phase == TargetPhase.DELETE else "add"
-        if batch.rows:
-            adapter.send_members(target.audience_id, target.id_schema, batch.rows, action)
-        counted = "people_removed" if action == "delete" else "people_sent"
-        # The checkpoint: only after TikTok acknowledged every row of the batch.
-        DeliveryTarget.objects.filter(pk=target.pk).update(
-            cursor=batch.last_customer_id,
-            batches_done=F("batches_done") + 1,
-            rows_sent=F("rows_sent") + len(batch.rows),
-            **{counted: F(counted) + batch.people},
-        )
-        target.cursor = batch.last_customer_id
-        run.beat()
+        for batch in _prefetched_batches(target):
+            _send_batch(run, target, adapter, batch)
+        target.phase, target.cursor = _next_phase(target), ""
+        DeliveryTarget.objects.filter(pk=target.pk).update(phase=target.phase, cursor="")
     now = timezone.now()
     DeliveryTarget.objects.filter(pk=target.pk).update(
         status=TargetStatus.SENT,
@@ -636,6 +638,67 @@ def _send_target_batches(run: Run, target: DeliveryTarget, adapter: AudienceAdap
         batches_total=F("batches_done"),
         poll_until=now + dt.timedelta(hours=settings.DELIVERY_POLL_HOURS),
     )
+
+
+def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
+    """The phase's batches after the checkpoint, read one ahead in a thread (with its own
+    database connection) so the database works while TikTok answers the previous one."""
+    size, phase = settings.TIKTOK_BATCH_SIZE, target.phase
+    if connection.in_atomic_block:
+        # Another connection could not see this transaction's rows: read in this thread.
+        after = target.cursor
+        while (batch := next_batch(target, phase, after=after, size=size)).scanned:
+            yield batch
+            after = batch.last_customer_id
+        return
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            after = target.cursor
+            while not stop.is_set():
+                batch = next_batch(target, phase, after=after, size=size)
+                ahead.put(batch)
+                if not batch.scanned:
+                    return
+                after = batch.last_customer_id
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+        finally:
+            connections.close_all()
+
+    reader = threading.Thread(target=read, name=f"delivery-target-{target.pk}", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item.scanned:
+                return
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()  # unblock a reader waiting to put
+        reader.join(timeout=30)
+
+
+def _send_batch(run: Run, target: DeliveryTarget, adapter: AudienceAdapter, batch: Batch) -> None:
+    action = "delete" if target.phase == TargetPhase.DELETE else "add"
+    if batch.rows:
+        adapter.send_members(target.audience_id, target.id_schema, batch.rows, action)
+    counted = "people_removed" if action == "delete" else "people_sent"
+    # The checkpoint: only after TikTok acknowledged every row of the batch.
+    DeliveryTarget.objects.filter(pk=target.pk).update(
+        cursor=batch.last_customer_id,
+        batches_done=F("batches_done") + 1,
+        rows_sent=F("rows_sent") + len(batch.rows),
+        **{counted: F(counted) + batch.people},
+    )
+    target.cursor = batch.last_customer_id
+    run.beat()
 
 
 # ---- finishing --------------------------------------------------------------------------

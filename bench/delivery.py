@@ -1,0 +1,298 @@
+"""Delivery of a 1,000,000-person audience: PostgreSQL + Redis + a real worker + the sandbox.
+
+    DEBUG=true .venv/bin/python bench/delivery.py            # create data if missing, run
+    DEBUG=true .venv/bin/python bench/delivery.py --rebuild  # regenerate the customers
+
+Uses its own database ``bench_delivery`` (migrated on first run; 1,000,000 customers, each
+with a hashed email and phone, from ``generate_series``) and Redis db 5 as the broker
+(``CELERY_BROKER_URL`` overrides). It starts the sandbox (no QPS limit, 10,000-person
+batch limit, so the figure is the product's own cost) and one Celery worker
+(concurrency 1), then:
+
+1. launches one campaign whose single treatment holds every customer: the scheduler tick
+   creates the delivery and enqueues it, the worker snapshots and sends;
+   prints the wall time from launch to the last batch acknowledged, people per second and
+   the worker's peak memory (VmHWM of its processes);
+2. the floor, in the same run: a minimal script that reads the same hashed ids with COPY
+   and posts the same 10,000-person batches to the sandbox, one after another.
+
+Targets (issue 7): <= 30 s end to end, <= 1.5x the floor, worker peak memory < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB = os.environ.get("BENCH_DB", "bench_delivery")
+BASE = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+BROKER = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
+os.environ["DATABASE_URL"] = f"{BASE}/{DB}"
+os.environ["CELERY_BROKER_URL"] = BROKER
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", 1_000_000))
+BATCH = 10_000
+ADVERTISER = "7000000000000000001"
+APP_ID, SECRET = "7300000000000000001", "sandbox-demo-secret"
+
+GENERATE = f"""
+TRUNCATE delivery_recipients, orders, devices, customers CASCADE;
+INSERT INTO customers (customer_id, given_name, surname, email, phone, street, city, state,
+  postal_code, country, gender, loyalty_tier, created_at, updated_at,
+  email_normalized, email_sha256, phone_e164, phone_sha256)
+SELECT 'C' || lpad(i::text, 8, '0'), '', '', 'user' || i || '@example.com',
+  '+1213' || lpad(i::text, 7, '0'), '', '', 'CA', '', 'US', '', 'Gold', now(), now(),
+  'user' || i || '@example.com',
+  encode(sha256(convert_to('user' || i || '@example.com', 'UTF8')), 'hex'),
+  '+1213' || lpad(i::text, 7, '0'),
+  encode(sha256(convert_to('+1213' || lpad(i::text, 7, '0'), 'UTF8')), 'hex')
+FROM generate_series(1, {CUSTOMERS}) AS i;
+ANALYZE customers;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_database(rebuild: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{BASE}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone():
+            conn.execute(f'CREATE DATABASE "{DB}"')
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], check=True, cwd=ROOT
+    )
+    with psycopg.connect(f"{BASE}/{DB}", autocommit=True) as conn:
+        count = conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+        if rebuild or count != CUSTOMERS:
+            print(f"generating {CUSTOMERS:,} customers ...", flush=True)
+            conn.execute(GENERATE)
+
+
+def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, str, str]:
+    import requests
+
+    port, key = free_port(), secrets.token_hex(8)
+    config = workdir / "sandbox.json"
+    config.write_text(json.dumps({"qps": 0, "batch_limit": BATCH, "processing_delay_s": 0}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tiktok_sandbox", "--port", str(port), "--data-dir",
+         str(workdir / "sandbox"), "--config", str(config), "--quiet",
+         "--enable-control", "--control-key", key],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if requests.get(url + "/_sandbox/health/", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    token = requests.post(
+        f"{url}/_sandbox/control/token",
+        json={"app_id": APP_ID, "advertiser_ids": [ADVERTISER]},
+        headers={"X-Sandbox-Control": key},
+        timeout=10,
+    ).json()["access_token"]
+    return process, url + "/open_api/v1.3/", token
+
+
+def start_worker(api: str, queue: str, log: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        TIKTOK_API_BASE_URL=api, TIKTOK_APP_ID=APP_ID, TIKTOK_APP_SECRET=SECRET,
+        TIKTOK_BATCH_SIZE=str(BATCH), LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "-Q", queue,
+         "-n", f"{queue}@%h", "--concurrency", "1", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ready" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"the worker did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    return process
+
+
+def peak_rss_mb(pgid: int) -> float:
+    """Largest VmHWM (peak resident memory) among the worker's processes."""
+    peak = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            if os.getpgid(int(status.parent.name)) != pgid:
+                continue
+        except (OSError, ProcessLookupError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak / 1024
+
+
+def make_campaign(token: str):
+    from django.utils import timezone
+
+    from campaigns.models import (
+        Campaign,
+        CampaignDestination,
+        CampaignStatus,
+        SubAudience,
+        Treatment,
+        TreatmentDestination,
+    )  # fmt: skip
+    from destinations.models import Destination
+    from segments.models import Segment, SegmentKind, SegmentStatus
+
+    Campaign.objects.all().delete()
+    Destination.objects.filter(advertiser_id=ADVERTISER).update(status="disconnected")
+    destination = Destination.objects.create(
+        name=f"Bench {time.time():.0f}", advertiser_id=ADVERTISER, access_token=token
+    )
+    segment = Segment.objects.create(
+        name=f"Everyone {time.time():.0f}", status=SegmentStatus.ACTIVE, kind=SegmentKind.SQL,
+        sql="SELECT customer_id FROM customers",
+    )  # fmt: skip
+    campaign = Campaign.objects.create(
+        name=f"Bench {time.time():.0f}", status=CampaignStatus.SCHEDULED, asap=True,
+        next_run_at=timezone.now(),
+    )  # fmt: skip
+    campaign.include_segments.add(segment)
+    group = SubAudience.objects.create(
+        campaign=campaign, name="Remaining audience members", is_remaining=True
+    )
+    treatment = Treatment.objects.create(sub_audience=group, name="Treatment", split_bp=10_000)
+    link = CampaignDestination.objects.create(
+        campaign=campaign, destination=destination, refresh_mode="new",
+        attribute_mapping=[
+            {"destination_attribute": "EMAIL", "source_table": "customers",
+             "source_attribute": "email", "enabled": True},
+            {"destination_attribute": "PHONE", "source_table": "customers",
+             "source_attribute": "phone", "enabled": True},
+        ],
+    )  # fmt: skip
+    TreatmentDestination.objects.create(treatment=treatment, campaign_destination=link)
+    return campaign
+
+
+def floor(api: str, token: str) -> float:
+    """Read the hashed ids with COPY and post the same batches, nothing else."""
+    import psycopg
+    import requests
+
+    session = requests.Session()
+    session.headers.update({"Access-Token": token})
+    start = time.perf_counter()
+    audience = session.post(
+        api + "segment/audience/",
+        json={"advertiser_id": ADVERTISER, "action": "create",
+              "custom_audience_name": "floor", "id_type": "EMAIL_SHA256"},
+    ).json()["data"]["audience_id"]  # fmt: skip
+    ids = [audience]
+
+    def post(batch: list) -> None:
+        body = {"advertiser_ids": [ADVERTISER], "action": "add",
+                "id_schema": ["EMAIL_SHA256", "PHONE_SHA256"], "batch_data": batch}  # fmt: skip
+        answer = session.post(api + "segment/mapping/", json=body).json()
+        assert answer["code"] == 0, answer
+
+    with psycopg.connect(f"{BASE}/{DB}") as conn, conn.cursor() as cur:
+        batch: list = []
+        with cur.copy(
+            "COPY (SELECT email_sha256, phone_sha256 FROM customers ORDER BY customer_id) TO STDOUT"
+        ) as copy:
+            for email, phone in copy.rows():
+                batch.append(
+                    [{"id": email, "audience_ids": ids}, {"id": phone, "audience_ids": ids}]
+                )
+                if len(batch) == BATCH:
+                    post(batch)
+                    batch = []
+        if batch:
+            post(batch)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    ensure_database(args.rebuild)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from deliveries.models import Delivery, DeliveryStatus
+    from deliveries.services import delivery_schedule_due
+
+    queue = f"bench-deliveries-{secrets.token_hex(4)}"
+    settings.DELIVERY_QUEUE = queue
+    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
+        sandbox, api, token = start_sandbox(Path(tmp))
+        worker = start_worker(api, queue, Path(tmp) / "worker.log")
+        try:
+            campaign = make_campaign(token)
+            launched = time.perf_counter()
+            [delivery_id] = delivery_schedule_due()
+            while True:
+                delivery = Delivery.objects.get(pk=delivery_id)
+                if delivery.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED):
+                    break
+                if time.perf_counter() - launched > 600:
+                    raise SystemExit("the delivery did not finish within 10 minutes")
+                time.sleep(0.05)
+            # The wall clock of the bench and the worker's sent_at are the same machine's.
+            target = delivery.targets.get()
+            from django.utils import timezone
+
+            lag = (timezone.now() - target.sent_at).total_seconds()
+            wall = time.perf_counter() - launched - lag
+            snapshot = (delivery.snapshot_at - delivery.started_at).total_seconds()
+            rss = peak_rss_mb(worker.pid)
+            if delivery.status != DeliveryStatus.SUCCEEDED:
+                raise SystemExit(f"delivery failed: {delivery.error}")
+            floor_s = floor(api, token)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+            sandbox.terminate()
+            sandbox.wait(timeout=30)
+        campaign.delete()
+
+    people = target.people_sent
+    python = platform.python_version()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {python}")
+    batches = target.batches_done
+    print(f"audience: {people:,} people (email + phone), {batches} batches of {BATCH:,}")
+    print(f"launch -> last batch acknowledged: {wall:.1f} s  (snapshot {snapshot:.1f} s)")
+    print(f"people per second: {people / wall:,.0f}")
+    print(f"worker peak memory (VmHWM): {rss:.0f} MB")
+    print(f"floor (COPY + the same batches posted): {floor_s:.1f} s")
+    print(f"ratio to floor: {wall / floor_s:.2f}x   targets: <= 30 s, <= 1.5x, < 300 MB")
+
+
+if __name__ == "__main__":
+    main()
