@@ -248,6 +248,10 @@ class ChunkResult:
     rows: int = 0  # rows read, good and bad
     error_rows: int = 0
 
+    @property
+    def good_rows(self) -> int:
+        return self.rows - self.error_rows
+
 
 class RowProcessor:
     """Validates rows of one file: `header` is the file's header, lowercased."""

@@ -1,24 +1,36 @@
 """Streaming CSV load into the customer store: validate, stage, then upsert in SQL.
 
-Phase 1 reads the file in chunks of rows, validates and normalizes each chunk (in worker
-processes for big files), writes good rows to a per-connection temporary staging table
-(PostgreSQL: COPY; SQLite: batched executemany) and bad rows to the error report. Memory
-is bounded by a few chunks in flight, whatever the file size. Nothing in the store changes
-during phase 1, so a file found malformed halfway (bad encoding, binary) changes nothing.
-Phase 2 upserts the staged rows with one INSERT ... SELECT ... ON CONFLICT DO UPDATE in
-one transaction; the last row wins when a key appears twice in a file.
+Rows are read in chunks, validated and normalized (in worker processes for big files, fed
+by a reader thread so they keep working while this process waits on the database), good
+rows are staged in a temporary table (PostgreSQL: COPY; SQLite: batched executemany) and
+bad rows go to the error report. Memory is bounded by a few chunks in flight, whatever the
+file size. The last row wins when a key appears twice in a file.
+
+PostgreSQL upserts as it reads: every BATCH_ROWS staged rows become one INSERT ... ON
+CONFLICT DO UPDATE, all inside the import's one transaction, so the database works while
+Python parses the next rows and a file found malformed halfway still changes nothing
+(the transaction rolls back). A temporary table of the keys seen so far tells when a key
+repeats across batches; then "last row wins" and the inserted/updated/unchanged counts
+need the whole file at once, so the import rolls back and runs again staged.
+
+Staged (SQLite, and that PostgreSQL rerun): phase 1 stages the whole file and changes
+nothing in the store; phase 2 upserts the staged rows with one INSERT ... SELECT ... ON
+CONFLICT DO UPDATE in one transaction.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import heapq
 import io
 import multiprocessing
 import os
+import queue
 import sys
-from collections import Counter, deque
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +39,19 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.csv_columns import SPECS, ChunkResult, ImportKind, RowProcessor, Spec, copy_text
+from customers.csv_columns import (
+    SPECS,
+    ChunkResult,
+    ImportKind,
+    RowError,
+    RowProcessor,
+    Spec,
+    copy_text,
+)
 
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 2_000
+BATCH_ROWS = 20_000  # PostgreSQL: rows per upsert statement while reading
+IN_FLIGHT_PER_WORKER = 6  # chunks queued or being processed per worker process
 SNIFF_BYTES = 64 * 1024
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 ERROR_HEADER = ["row", "column", "value", "reason"]
@@ -205,6 +227,7 @@ def _processed_chunks(
     workers: int,
     as_copy: bool,
 ) -> Iterator[ChunkResult]:
+    """Processed chunks in file order; with workers, a reader thread keeps them busy."""
     region = settings.DEFAULT_PHONE_REGION
     if workers == 0:
         processor = RowProcessor(SPECS[kind], header, region)
@@ -218,20 +241,109 @@ def _processed_chunks(
     method = "fork" if sys.platform != "win32" else "spawn"
     context = multiprocessing.get_context(method)
     with context.Pool(workers, _worker_init, (kind.value, header, region, as_copy)) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(_worker_process, (chunk,)))
-            # At most two chunks per worker in flight: memory stays flat.
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        # The queue bounds the chunks in flight, so memory stays flat; the thread reads the
+        # file and hands chunks out while this thread waits on the database.
+        pending: queue.Queue = queue.Queue(maxsize=IN_FLIGHT_PER_WORKER * workers)
+        stop = threading.Event()
+
+        def feed() -> None:
+            try:
+                for chunk in chunks:
+                    if stop.is_set():
+                        return
+                    pending.put(pool.apply_async(_worker_process, (chunk,)))
+                pending.put(None)
+            except BaseException as exc:  # handed to the consuming thread, raised there
+                pending.put(exc)
+
+        reader = threading.Thread(target=feed, name="import-reader", daemon=True)
+        reader.start()
+        try:
+            while (item := pending.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item.get()
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting for room, then let it end
+                with contextlib.suppress(queue.Empty):
+                    pending.get(timeout=0.05)
+            reader.join()
 
 
 # ------------------------------------------------------------------------- the loader
 
 
+@dataclass(frozen=True)
+class Upsert:
+    """The INSERT ... SELECT ... ON CONFLICT statement for a staging table."""
+
+    sql: str  # with {where} to fill in
+    params: list
+
+
+def _upsert(spec: Spec, source: str, present: set[str], postgres: bool) -> Upsert:
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    columns = [c for c in spec.staging if c != "row_no"]
+    select = [f"s.{c}" for c in columns]
+    insert = list(columns)
+    if spec.kind == ImportKind.CUSTOMERS:
+        i = insert.index("created_at")
+        select[i] = "COALESCE(s.created_at, %s)"
+        insert.append("updated_at")
+        select.append("%s")
+        params: list = [now, now]
+    else:
+        params = []
+    # Columns the file carries are updated; the ones it leaves out keep their values.
+    updatable = [
+        c
+        for c in columns
+        if c not in spec.key and c != "created_at" and (c in present or _derived_from(c) & present)
+    ]
+    distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
+    set_clause = ", ".join(f"{c} = EXCLUDED.{c}" for c in updatable)
+    changed = " OR ".join(f"{spec.table}.{c} {distinct} EXCLUDED.{c}" for c in updatable)
+    if spec.kind == ImportKind.CUSTOMERS and updatable:
+        set_clause += ", updated_at = EXCLUDED.updated_at"
+    conflict = f"DO UPDATE SET {set_clause} WHERE {changed}" if updatable else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {spec.table} ({', '.join(insert)}) "
+        f"SELECT {', '.join(select)} FROM {source} s WHERE {{where}} "
+        f"ON CONFLICT ({', '.join(spec.key)}) {conflict}"
+    )
+    return Upsert(sql, params)
+
+
+def _where_new(spec: Spec, source: str, duplicates: bool) -> str:
+    """Rows to upsert: the last of each key, and for devices/orders, known customers only."""
+    key = ", ".join(spec.key)
+    where = (
+        f"s.row_no IN (SELECT max(row_no) FROM {source} GROUP BY {key})" if duplicates else "1 = 1"
+    )
+    if spec.kind != ImportKind.CUSTOMERS:
+        where += " AND EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id)"
+    return where
+
+
+def _unknown_customers(spec: Spec, source: str) -> Iterator[RowError]:
+    """Staged devices/orders whose customer_id is not in the store, by row."""
+    if spec.kind == ImportKind.CUSTOMERS:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.row_no, s.customer_id FROM {source} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id) "
+            f"ORDER BY s.row_no"
+        )
+        while rows := cursor.fetchmany(2000):
+            for row_no, customer_id in rows:
+                yield (row_no, "customer_id", customer_id, "no customer with this id")
+
+
 class Loader:
+    """Stages the whole file, then upserts it with one statement (SQLite; PostgreSQL rerun)."""
+
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.table = staging_table(spec)
@@ -240,24 +352,15 @@ class Loader:
         self._datetimes = [i for i, name in enumerate(spec.staging) if types[name] == "timestamptz"]
 
     def create_staging(self) -> None:
-        columns = ", ".join(f"{name} {sql}" for name, sql in _sql_types(self.spec).items())
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {self.table} ({columns})")
+        _create_temporary(self.table, _sql_types(self.spec))
 
     def drop_staging(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
     def stage(self, result: ChunkResult) -> None:
-        names = ", ".join(self.spec.staging)
         if self.postgres:
-            if not result.payload:
-                return
-            with connection.cursor() as cursor:
-                raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
-                with raw.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
-                    copy.write(result.payload)
+            _copy(self.spec, self.table, result.payload)
             return
         if not result.records:
             return
@@ -269,47 +372,18 @@ class Loader:
             for record in records:
                 for i in self._datetimes:
                     record[i] = adapt(record[i])
+        names = ", ".join(self.spec.staging)
         marks = ", ".join(["%s"] * len(self.spec.staging))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {self.table} ({names}) VALUES ({marks})", records)
 
-    def unknown_customers(self) -> Iterator[tuple[int, str, str, str]]:
-        """Staged devices/orders whose customer_id is not in the store, by row."""
-        if self.spec.kind == ImportKind.CUSTOMERS:
-            return
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT s.row_no, s.customer_id FROM {self.table} s WHERE NOT EXISTS "
-                f"(SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id) "
-                f"ORDER BY s.row_no"
-            )
-            while rows := cursor.fetchmany(2000):
-                for row_no, customer_id in rows:
-                    yield (row_no, "customer_id", customer_id, "no customer with this id")
+    def unknown_customers(self) -> Iterator[RowError]:
+        return _unknown_customers(self.spec, self.table)
 
     def upsert(self, present: set[str]) -> tuple[int, int, int]:
         """Upsert the staged rows; (inserted, updated, unchanged)."""
         spec = self.spec
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        columns = [c for c in spec.staging if c != "row_no"]
-        select = [f"s.{c}" for c in columns]
-        insert = list(columns)
-        if spec.kind == ImportKind.CUSTOMERS:
-            i = insert.index("created_at")
-            select[i] = "COALESCE(s.created_at, %s)"
-            insert.append("updated_at")
-            select.append("%s")
-            params: list = [now, now]
-        else:
-            params = []
-        # Columns the file carries are updated; the ones it leaves out keep their values.
-        updatable = [
-            c
-            for c in columns
-            if c not in spec.key
-            and c != "created_at"
-            and (c in present or _derived_from(c) & present)
-        ]
+        upsert = _upsert(spec, self.table, present, self.postgres)
         key = ", ".join(spec.key)
         with connection.cursor() as cursor:
             if self.postgres:
@@ -318,37 +392,108 @@ class Loader:
                 f"SELECT EXISTS (SELECT 1 FROM {self.table} GROUP BY {key} HAVING count(*) > 1)"
             )
             duplicates = cursor.fetchone()[0]
-        where_new = (
-            f"s.row_no IN (SELECT max(row_no) FROM {self.table} GROUP BY {key})"
-            if duplicates
-            else "1 = 1"
-        )
-        if spec.kind != ImportKind.CUSTOMERS:
-            where_new += (
-                " AND EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = s.customer_id)"
-            )
-        distinct = "IS DISTINCT FROM" if self.postgres else "IS NOT"
-        set_clause = ", ".join(f"{c} = EXCLUDED.{c}" for c in updatable)
-        changed = " OR ".join(f"{spec.table}.{c} {distinct} EXCLUDED.{c}" for c in updatable)
-        if spec.kind == ImportKind.CUSTOMERS and updatable:
-            set_clause += ", updated_at = EXCLUDED.updated_at"
-        conflict = f"DO UPDATE SET {set_clause} WHERE {changed}" if updatable else "DO NOTHING"
-        sql = (
-            f"INSERT INTO {spec.table} ({', '.join(insert)}) "
-            f"SELECT {', '.join(select)} FROM {self.table} s WHERE {where_new} "
-            f"ON CONFLICT ({key}) {conflict}"
-        )
+        where_new = _where_new(spec, self.table, duplicates)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM {spec.table}")
             before = cursor.fetchone()[0]
             cursor.execute(f"SELECT count(*) FROM {self.table} s WHERE {where_new}")
             distinct_rows = cursor.fetchone()[0]
-            cursor.execute(sql, params)
+            cursor.execute(upsert.sql.format(where=where_new), upsert.params)
             affected = cursor.rowcount
             cursor.execute(f"SELECT count(*) FROM {spec.table}")
             inserted = cursor.fetchone()[0] - before
         updated = affected - inserted
         return inserted, updated, distinct_rows - inserted - updated
+
+
+class RepeatedKey(Exception):
+    """A key came back in a later batch: the batched upsert cannot keep the file's semantics."""
+
+
+class BatchLoader:
+    """PostgreSQL: upserts every BATCH_ROWS staged rows, inside the caller's transaction."""
+
+    def __init__(self, spec: Spec, present: set[str], unknown_out) -> None:
+        self.spec = spec
+        self.table = f"{staging_table(spec)}_batch"
+        self.seen = f"import_seen_{spec.kind.value}"
+        self.upsert = _upsert(spec, self.table, present, postgres=True)
+        self.unknown_out = unknown_out  # csv writer for "no customer with this id" rows
+        self.pending = 0
+        self.inserted = self.updated = self.unchanged = self.unknown = 0
+        self._key = ", ".join(spec.key)
+        # (inserted, upserted) in one round trip; xmax is 0 only on a freshly inserted row.
+        self._counted = (
+            "WITH up AS ({sql} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FROM up"
+        )
+
+    def create(self) -> None:
+        _create_temporary(self.table, _sql_types(self.spec))
+        keys = {name: "text" for name in self.spec.key}
+        _create_temporary(self.seen, keys, f", PRIMARY KEY ({self._key})")
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}, {self.seen}")
+
+    def stage(self, result: ChunkResult) -> None:
+        _copy(self.spec, self.table, result.payload)
+        self.pending += result.good_rows
+        if self.pending >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        spec, table, key = self.spec, self.table, self._key
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.seen} ({key}) SELECT {key} FROM {table} ON CONFLICT DO NOTHING"
+            )
+            fresh = cursor.rowcount
+            duplicates = fresh < self.pending
+            if duplicates:
+                cursor.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {table}) d")
+                if cursor.fetchone()[0] > fresh:
+                    raise RepeatedKey
+            unknown = 0
+            if spec.kind != ImportKind.CUSTOMERS:
+                cursor.execute(f"ANALYZE {table}")  # for the joins with customers
+                for error in _unknown_customers(spec, table):
+                    self.unknown_out.writerow(error)
+                    unknown += 1
+            where_new = _where_new(spec, table, duplicates)
+            if duplicates:
+                cursor.execute(f"SELECT count(*) FROM {table} s WHERE {where_new}")
+                distinct_rows = cursor.fetchone()[0]
+            else:
+                distinct_rows = self.pending - unknown
+            sql = self._counted.format(sql=self.upsert.sql.format(where=where_new))
+            cursor.execute(sql, self.upsert.params)
+            inserted, upserted = cursor.fetchone()
+            cursor.execute(f"TRUNCATE {table}")
+        self.unknown += unknown
+        self.inserted += inserted
+        self.updated += upserted - inserted
+        self.unchanged += distinct_rows - upserted
+        self.pending = 0
+
+
+def _create_temporary(table: str, columns: dict[str, str], extra: str = "") -> None:
+    definition = ", ".join(f"{name} {sql}" for name, sql in columns.items())
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({definition}{extra})")
+
+
+def _copy(spec: Spec, table: str, payload: bytes) -> None:
+    if not payload:
+        return
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({', '.join(spec.staging)}) FROM STDIN") as copy:
+            copy.write(payload)
 
 
 def _derived_from(column: str) -> set[str]:
@@ -382,6 +527,93 @@ def _read_errors(path: Path) -> Iterator[tuple]:
             yield (int(row_no), column, value, reason)
 
 
+@dataclass
+class _Run:
+    """One pass over a file: what every mode shares."""
+
+    kind: ImportKind
+    path: Path
+    header: list[str]
+    workers: int
+    error_report: Path
+    progress: Progress | None
+    result: LoadResult
+    size: int = field(init=False)
+    scratch: list[Path] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = self.path.stat().st_size or 1
+        self.scratch = [
+            self.error_report.with_name(f"{self.error_report.name}.{n}.part") for n in (1, 2)
+        ]
+
+    def report(self, phase: str, percent: int) -> None:
+        if self.progress:
+            self.progress(phase, percent, self.result.rows_read)
+
+    def read(self, stage: Callable[[ChunkResult], None], phase: str, until: int) -> None:
+        """Process every chunk: `stage` the good rows, write the bad ones to scratch 1."""
+        result = self.result
+        bytes_read = [0]
+        chunks = _row_chunks(self.path, CHUNK_ROWS, bytes_read)
+        postgres = connection.vendor == "postgresql"
+        with open(self.scratch[0], "w", newline="", encoding="utf-8") as out:
+            errors_out = csv.writer(out)
+            for chunk in _processed_chunks(chunks, self.kind, self.header, self.workers, postgres):
+                stage(chunk)
+                result.rows_read += chunk.rows
+                result.error_rows += chunk.error_rows
+                errors_out.writerows(chunk.errors)
+                result.stats.update(chunk.stats)
+                self.report(phase, min(until, until * bytes_read[0] // self.size))
+
+    def write_report(self) -> None:
+        self.result.error_count = _write_errors(
+            self.error_report, _read_errors(self.scratch[0]), _read_errors(self.scratch[1])
+        )
+
+    def cleanup(self) -> None:
+        for part in self.scratch:
+            part.unlink(missing_ok=True)
+
+
+def _load_staged(run: _Run) -> None:
+    spec = SPECS[run.kind]
+    loader = Loader(spec)
+    result = run.result
+    loader.create_staging()
+    try:
+        run.read(loader.stage, "Reading and checking rows", 90)
+        run.report("Saving to the customer store", 92)
+        with open(run.scratch[1], "w", newline="", encoding="utf-8") as out:
+            unknown = csv.writer(out)
+            for error in loader.unknown_customers():
+                unknown.writerow(error)
+                result.error_rows += 1
+        run.write_report()
+        inserted, updated, unchanged = loader.upsert(set(run.header))
+        result.rows_inserted, result.rows_updated = inserted, updated
+        result.rows_unchanged = unchanged
+    finally:
+        loader.drop_staging()
+
+
+def _load_batched(run: _Run) -> None:
+    """PostgreSQL: upsert while reading, in one transaction. RepeatedKey: nothing changed."""
+    result = run.result
+    with transaction.atomic():
+        with open(run.scratch[1], "w", newline="", encoding="utf-8") as out:
+            loader = BatchLoader(SPECS[run.kind], set(run.header), csv.writer(out))
+            loader.create()
+            run.read(loader.stage, "Reading, checking and saving rows", 98)
+            loader.flush()
+            loader.drop()
+        result.error_rows += loader.unknown
+        result.rows_inserted, result.rows_updated = loader.inserted, loader.updated
+        result.rows_unchanged = loader.unchanged
+        run.write_report()
+
+
 def load_csv(
     kind: ImportKind,
     path: Path,
@@ -394,44 +626,24 @@ def load_csv(
     spec = SPECS[kind]
     path = Path(path)
     header, ignored = read_header(path, spec)
-    size = path.stat().st_size or 1
-    workers = worker_count(size) if workers is None else workers
-    loader = Loader(spec)
-    result = LoadResult(ignored_columns=ignored)
+    workers = worker_count(path.stat().st_size) if workers is None else workers
 
-    def report(phase: str, percent: int) -> None:
-        if progress:
-            progress(phase, percent, result.rows_read)
+    def run() -> _Run:
+        result = LoadResult(ignored_columns=ignored)
+        return _Run(kind, path, header, workers, error_report, progress, result)
 
-    scratch = [error_report.with_name(f"{error_report.name}.{n}.part") for n in (1, 2)]
-    loader.create_staging()
+    current = run()
     try:
-        bytes_read = [0]
-        chunks = _row_chunks(path, CHUNK_ROWS, bytes_read)
-        with open(scratch[0], "w", newline="", encoding="utf-8") as out:
-            errors_out = csv.writer(out)
-            for chunk in _processed_chunks(chunks, kind, header, workers, loader.postgres):
-                loader.stage(chunk)
-                result.rows_read += chunk.rows
-                result.error_rows += chunk.error_rows
-                errors_out.writerows(chunk.errors)
-                result.stats.update(chunk.stats)
-                report("Reading and checking rows", min(90, 90 * bytes_read[0] // size))
-        report("Saving to the customer store", 92)
-        with open(scratch[1], "w", newline="", encoding="utf-8") as out:
-            unknown = csv.writer(out)
-            for error in loader.unknown_customers():
-                unknown.writerow(error)
-                result.error_rows += 1
-        result.error_count = _write_errors(
-            error_report, _read_errors(scratch[0]), _read_errors(scratch[1])
-        )
-        inserted, updated, unchanged = loader.upsert(set(header))
-        result.rows_inserted, result.rows_updated = inserted, updated
-        result.rows_unchanged = unchanged
-        report("Done", 100)
+        if connection.vendor == "postgresql":
+            try:
+                _load_batched(current)
+            except RepeatedKey:
+                current.report("A key repeats in the file: checking all rows before saving", 0)
+                current = run()
+                _load_staged(current)
+        else:
+            _load_staged(current)
+        current.report("Done", 100)
     finally:
-        for part in scratch:
-            part.unlink(missing_ok=True)
-        loader.drop_staging()
-    return result
+        current.cleanup()
+    return current.result

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from customers.csv_columns import SPECS, ImportKind
@@ -85,15 +85,14 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     source = Path(settings.MEDIA_ROOT) / job.file_path
     report = imports_dir() / f"{job.pk}-errors.csv"
     last = [0.0]
+    side = _ProgressConnection()
 
     def progress(phase: str, percent: int, rows_read: int) -> None:
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY_SECONDS and percent < 100:
             return
         last[0] = now
-        ImportJob.objects.filter(pk=job_id).update(
-            phase=phase, progress=percent, rows_read=rows_read
-        )
+        side.save(job_id, phase=phase, progress=percent, rows_read=rows_read)
 
     try:
         result = customers_import_file(
@@ -134,4 +133,37 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         )
         if not result.error_count:
             report.unlink(missing_ok=True)
+    finally:
+        side.close()
     return ImportJob.objects.get(pk=job_id)
+
+
+class _ProgressConnection:
+    """Saves a running job's progress where the Data page can see it.
+
+    On PostgreSQL the import runs in one transaction (customers.loading), so progress saved
+    through Django's connection would only show at the end: while that connection is in a
+    transaction, progress goes through a second, autocommit connection instead.
+    """
+
+    def __init__(self) -> None:
+        self._side = None
+
+    def save(self, job_id: int, **values) -> None:
+        if not (connection.vendor == "postgresql" and connection.in_atomic_block):
+            ImportJob.objects.filter(pk=job_id).update(**values)
+            return
+        if self._side is None:
+            main = connections[DEFAULT_DB_ALIAS]
+            self._side = type(main)(dict(main.settings_dict), main.alias)
+        names = list(values)
+        assignments = ", ".join(f"{ImportJob._meta.get_field(n).column} = %s" for n in names)
+        with self._side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {ImportJob._meta.db_table} SET {assignments} WHERE id = %s",
+                [*values.values(), job_id],
+            )
+
+    def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
