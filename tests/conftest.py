@@ -6,7 +6,7 @@ from django.test import Client
 from accounts.models import Role
 from tests.factories import UserFactory
 
-pytest_plugins = ["tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.browser"]
 
 
 @pytest.fixture

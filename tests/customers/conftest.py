@@ -6,7 +6,6 @@ import pytest
 
 from customers.csv_columns import ImportKind
 from customers.services import customers_import_file
-from tests.browser.conftest import browser, page, screenshot, sign_in  # noqa: F401 - Data page tests
 
 
 @pytest.fixture

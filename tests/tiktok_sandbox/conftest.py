@@ -7,9 +7,6 @@ from typing import Any
 import pytest
 import requests
 
-# Real Chromium for the consent-page tests: the project's browser fixtures, not a copy.
-from tests.browser.conftest import browser, page, screenshot  # noqa: F401
-
 ADV1, ADV2, ADV3 = "7000000000000000001", "7000000000000000002", "7000000000000000003"
 SCHEMA = ["EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "AAID_SHA256"]
 
