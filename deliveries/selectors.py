@@ -8,6 +8,7 @@ and a resumed delivery continues exactly after its checkpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -26,9 +27,13 @@ from deliveries.models import (
 DEVICE_KINDS = {"IDFA_SHA256": "IDFA", "AAID_SHA256": "AAID"}
 
 
+BASE_COLUMNS = (("EMAIL_SHA256", "email_sha256"), ("PHONE_SHA256", "phone_sha256"))
+
+
 @dataclass
 class Batch:
-    rows: list[list[str | None]] = field(default_factory=list)
+    # One JSON array per person-row: a TikTok ``batch_data`` entry, ready to post.
+    rows: list[str] = field(default_factory=list)
     people: int = 0  # people in the batch with at least one usable identifier
     scanned: int = 0  # snapshot people the batch covers (with or without identifiers)
     last_customer_id: str = ""
@@ -89,104 +94,93 @@ def has_usable_identifier(target: DeliveryTarget) -> bool:
         return cursor.fetchone() is not None
 
 
-def next_batch(target: DeliveryTarget, phase: str, *, after: str, size: int) -> Batch:
+def next_batch(
+    target: DeliveryTarget, phase: str, *, after: str, size: int, audience_ids: Sequence[str]
+) -> Batch:
     """The next `size` snapshot people after customer id `after`, as TikTok rows.
 
-    A person with several devices makes several rows (expansion); each extra row repeats
-    the email and phone so TikTok ties the ids to one person. People without any usable
-    identifier make no row (shrink) but still advance the checkpoint.
+    The database writes each row as the JSON of one ``batch_data`` entry (positional to
+    the target's id schema, ``{}`` for an id the person lacks, each id carrying
+    `audience_ids`), so Python only joins strings. A person with several devices makes
+    several rows (expansion); each extra row repeats the email and phone so TikTok ties
+    the ids to one person. People without any usable identifier make no row (shrink) but
+    still advance the checkpoint.
     """
     schema: Sequence[str] = target.id_schema
     people_sql, params = _people_sql(target, phase)
-    kinds = [DEVICE_KINDS[t] for t in schema if t in DEVICE_KINDS]
-    device_cols, device_join, device_order = ", NULL, NULL", "", ""
-    device_params: list = []
-    if kinds:
-        device_cols = ", d.kind, d.sha256"
-        device_join = (
-            "LEFT JOIN devices d ON d.customer_id = b.customer_id "
-            f"AND d.kind IN ({', '.join(['%s'] * len(kinds))}) AND d.sha256 <> ''"
+    tail = ',"audience_ids":' + json.dumps([str(a) for a in audience_ids]) + "}"
+    quote = "to_json({})::text" if connection.vendor == "postgresql" else "json_quote({})"
+
+    def entry(column: str) -> str:
+        return (
+            f"CASE WHEN {column} <> '' THEN '{{\"id\":' || {quote.format(column)} || %s "
+            "ELSE '{}' END"
         )
-        device_order = ", d.kind, d.sha256"
-        device_params = kinds
-    sql = (
-        f"SELECT b.customer_id, c.email_sha256, c.phone_sha256{device_cols} FROM "
-        f"(SELECT r.customer_id {people_sql} AND r.customer_id > %s "
-        "ORDER BY r.customer_id LIMIT %s) b "
-        f"LEFT JOIN customers c ON c.customer_id = b.customer_id {device_join} "
-        f"ORDER BY b.customer_id{device_order}"
+
+    base = [(t, col) for t, col in BASE_COLUMNS if t in schema]
+    base_params = [tail] * len(base)
+    # One index lookup per person (a correlated subquery, so the planner cannot turn a
+    # 10,000-person batch into a scan of the whole customer store): the person's email
+    # and phone entries, or NULL when they have neither.
+    base_sql = "NULL"
+    if base:
+        any_base = " OR ".join(f"c.{col} <> ''" for _, col in base)
+        joined = " || ',' || ".join(entry(f"c.{col}") for _, col in base)
+        base_sql = (
+            f"(SELECT CASE WHEN {any_base} THEN {joined} END FROM customers c "
+            "WHERE c.customer_id = b.customer_id)"
+        )
+    window = (
+        f"SELECT r.customer_id {people_sql} AND r.customer_id > %s ORDER BY r.customer_id LIMIT %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, after, size, *device_params])
-        records = cursor.fetchall()
-    return rows_from_records(records, schema)
-
-
-def rows_from_records(records: list[tuple], schema: Sequence[str]) -> Batch:
-    """Group (customer_id, email_sha256, phone_sha256, device kind, device sha256) records,
-    ordered by customer, into rows positional to `schema`."""
-    batch = Batch()
-    if not any(t in DEVICE_KINDS for t in schema):
-        return _rows_without_devices(records, schema)
-    pos = {t: i for i, t in enumerate(schema)}
-    email_at, phone_at = pos.get("EMAIL_SHA256"), pos.get("PHONE_SHA256")
-    idfa_at, aaid_at = pos.get("IDFA_SHA256"), pos.get("AAID_SHA256")
-    width = len(schema)
-    current = None
-    base: list[str | None] = []
-    idfa: list[str] = []
-    aaid: list[str] = []
-
-    def flush() -> None:
-        has_base = any(v for v in base)
-        count = max(1 if has_base else 0, len(idfa), len(aaid))
-        if not count:
-            return
-        batch.people += 1
-        for i in range(count):
-            row = list(base)
-            if idfa_at is not None and i < len(idfa):
-                row[idfa_at] = idfa[i]
-            if aaid_at is not None and i < len(aaid):
-                row[aaid_at] = aaid[i]
-            batch.rows.append(row)
-
-    for customer_id, email, phone, kind, device in records:
-        if customer_id != current:
-            if current is not None:
-                flush()
-            current = customer_id
-            batch.scanned += 1
-            base = [None] * width
-            if email_at is not None and email:
-                base[email_at] = email
-            if phone_at is not None and phone:
-                base[phone_at] = phone
-            idfa, aaid = [], []
-        if device:
-            (idfa if kind == "IDFA" else aaid).append(device)
-    if current is not None:
-        flush()
-        batch.last_customer_id = current
-    return batch
-
-
-def _rows_without_devices(records: list[tuple], schema: Sequence[str]) -> Batch:
-    """The common case, one record and at most one row per person, without grouping."""
-    email = "EMAIL_SHA256" in schema
-    phone = "PHONE_SHA256" in schema
-    if email and phone:
-        # SCHEMA_ORDER puts EMAIL before PHONE.
-        rows = [[r[1] or None, r[2] or None] for r in records if r[1] or r[2]]
+    kinds = [DEVICE_KINDS[t] for t in schema if t in DEVICE_KINDS]
+    if not kinds:
+        sql = (
+            f"SELECT b.customer_id, '[' || {base_sql} || ']' FROM ({window}) b "
+            "ORDER BY b.customer_id"
+        )
+        all_params = [*base_params, *params, after, size]
     else:
-        col = 1 if email else 2
-        rows = [[r[col]] for r in records if r[col]]
-    return Batch(
-        rows=rows,
-        people=len(rows),
-        scanned=len(records),
-        last_customer_id=records[-1][0] if records else "",
-    )
+        # Device rows: the n-th IDFA and the n-th AAID of a person (by hash) share row n.
+        empty = ",".join(["{}"] * len(base))
+        parts = [f"COALESCE(p.base, '{empty}')"] if base else []
+        device_params = []
+        for kind in kinds:
+            parts.append(entry(f"{kind.lower()}.sha256"))
+            device_params.append(tail)
+        present = " OR ".join(
+            ["p.base IS NOT NULL", *(f"{k.lower()}.sha256 IS NOT NULL" for k in kinds)]
+        )
+        row = " || ',' || ".join(parts)
+        joins = " ".join(
+            f"LEFT JOIN dv {k.lower()} ON {k.lower()}.customer_id = s.customer_id "
+            f"AND {k.lower()}.n = s.n AND {k.lower()}.kind = '{k}'"
+            for k in kinds
+        )
+        sql = (
+            f"WITH p AS (SELECT b.customer_id, {base_sql} AS base FROM ({window}) b), "
+            "dv AS (SELECT d.customer_id, d.kind, d.sha256, ROW_NUMBER() OVER "
+            "(PARTITION BY d.customer_id, d.kind ORDER BY d.sha256) AS n FROM devices d "
+            "WHERE d.customer_id IN (SELECT customer_id FROM p) "
+            f"AND d.kind IN ({', '.join(['%s'] * len(kinds))}) AND d.sha256 <> ''), "
+            "slots AS (SELECT DISTINCT customer_id, n FROM dv) "
+            f"SELECT p.customer_id, CASE WHEN {present} THEN '[' || {row} || ']' END "
+            f"FROM p LEFT JOIN slots s ON s.customer_id = p.customer_id {joins} "
+            "ORDER BY p.customer_id, s.n"
+        )
+        all_params = [*base_params, *params, after, size, *kinds, *device_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, all_params)
+        records = cursor.fetchall()
+    if not records:
+        return Batch()
+    rows = [row for _, row in records if row is not None]
+    if kinds:
+        scanned = len({customer_id for customer_id, _ in records})
+        people = len({customer_id for customer_id, row in records if row is not None})
+    else:
+        scanned, people = len(records), len(rows)
+    return Batch(rows=rows, people=people, scanned=scanned, last_customer_id=records[-1][0])
 
 
 # ---- delivery summary -------------------------------------------------------------------

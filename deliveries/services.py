@@ -644,10 +644,11 @@ def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
     """The phase's batches after the checkpoint, read one ahead in a thread (with its own
     database connection) so the database works while TikTok answers the previous one."""
     size, phase = settings.TIKTOK_BATCH_SIZE, target.phase
+    read_batch = partial(next_batch, target, phase, size=size, audience_ids=[target.audience_id])
     if connection.in_atomic_block:
         # Another connection could not see this transaction's rows: read in this thread.
         after = target.cursor
-        while (batch := next_batch(target, phase, after=after, size=size)).scanned:
+        while (batch := read_batch(after=after)).scanned:
             yield batch
             after = batch.last_customer_id
         return
@@ -658,7 +659,7 @@ def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
         try:
             after = target.cursor
             while not stop.is_set():
-                batch = next_batch(target, phase, after=after, size=size)
+                batch = read_batch(after=after)
                 ahead.put(batch)
                 if not batch.scanned:
                     return
@@ -688,7 +689,7 @@ def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
 def _send_batch(run: Run, target: DeliveryTarget, adapter: AudienceAdapter, batch: Batch) -> None:
     action = "delete" if target.phase == TargetPhase.DELETE else "add"
     if batch.rows:
-        adapter.send_members(target.audience_id, target.id_schema, batch.rows, action)
+        adapter.send_members(target.id_schema, batch.rows, action)
     counted = "people_removed" if action == "delete" else "people_sent"
     # The checkpoint: only after TikTok acknowledged every row of the batch.
     DeliveryTarget.objects.filter(pk=target.pk).update(

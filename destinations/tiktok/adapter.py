@@ -278,25 +278,22 @@ class AudienceAdapter:
 
     def send_members(
         self,
-        audience_id: str,
         id_schema: Sequence[str],
-        rows: Sequence[Sequence[str | None]],
+        rows: Sequence[str],
         action: Literal["add", "delete"] = "add",
     ) -> int:
-        """Send rows (one per person-row, positional to id_schema) in requests of at most
-        batch_size rows; halve a request TikTok calls too large. Returns requests made."""
+        """Send rows (each the JSON of one ``batch_data`` entry, positional to id_schema and
+        naming its audience) in requests of at most batch_size rows; halve a request
+        TikTok calls too large. Returns requests made."""
         made = 0
         for start in range(0, len(rows), self.batch_size):
-            made += self._send_chunk(
-                audience_id, id_schema, rows[start : start + self.batch_size], action
-            )
+            made += self._send_chunk(id_schema, rows[start : start + self.batch_size], action)
         return made
 
     def _send_chunk(
         self,
-        audience_id: str,
         id_schema: Sequence[str],
-        rows: Sequence[Sequence[str | None]],
+        rows: Sequence[str],
         action: Literal["add", "delete"],
     ) -> int:
         if not rows:
@@ -304,8 +301,8 @@ class AudienceAdapter:
         try:
             self.call(
                 f"sending {len(rows)} rows ({action})",
-                lambda: self.client.update_members(
-                    self.advertiser_id, [audience_id], id_schema, rows, action=action
+                lambda: self.client.update_members_json(
+                    self.advertiser_id, id_schema, rows, action=action
                 ),
             )
             return 1
@@ -316,6 +313,6 @@ class AudienceAdapter:
             half = len(rows) // 2
             # Remember the smaller size so the rest of the delivery does not hit it again.
             self.batch_size = max(1, min(self.batch_size, half))
-            return self._send_chunk(audience_id, id_schema, rows[:half], action) + (
-                self._send_chunk(audience_id, id_schema, rows[half:], action)
+            return self._send_chunk(id_schema, rows[:half], action) + (
+                self._send_chunk(id_schema, rows[half:], action)
             )

@@ -364,6 +364,66 @@ class TikTokClient:
             },
         )
 
+    def update_members_json(
+        self,
+        advertiser_id: str,
+        id_schema: Sequence[str],
+        batch_data: Sequence[str],
+        action: Literal["add", "delete"] = "add",
+    ) -> None:
+        """POST segment/mapping/ with the ``batch_data`` entries already serialized: one
+        JSON array per person, positional to id_schema, each id carrying its audience_ids
+        (the delivery has the database write them). Python joins strings instead of
+        building and encoding ~20,000 objects a request. Same errors as every call."""
+        if action not in ("add", "delete"):
+            raise ValueError(f"action must be add or delete, not {action!r}")
+        if len(set(id_schema)) != len(id_schema) or not set(id_schema) <= set(ID_TYPES):
+            raise ValueError(f"bad id_schema {list(id_schema)!r}")
+        head = json.dumps(
+            {"advertiser_ids": [str(advertiser_id)], "action": action, "id_schema": list(id_schema)}
+        )
+        body = f'{head[:-1]}, "batch_data": [{",".join(batch_data)}]}}'.encode()
+        path = "segment/mapping"
+        try:
+            response = http_session().request(
+                "POST",
+                _url(self.base_url, path),
+                data=body,
+                headers={"Access-Token": str(self._token), "Content-Type": "application/json"},
+                timeout=settings.TIKTOK_HTTP_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"{type(exc).__name__}: no answer or a dropped connection calling {path}"
+            ) from None
+        request_id = response.headers.get("X-Tt-Logid", "")
+        if response.status_code == 429:
+            raise RateLimitedError(f"HTTP 429 calling {path}", request_id=request_id)
+        if response.status_code == 404:
+            raise AppConfigurationError(
+                f"HTTP 404 calling {path}: check TIKTOK_API_BASE_URL", request_id=request_id
+            )
+        if response.status_code != 200:
+            raise TransientError(
+                f"HTTP {response.status_code} from TikTok calling {path}", request_id=request_id
+            )
+        try:
+            envelope = response.json()
+            code = int(envelope["code"])
+        except (ValueError, TypeError, KeyError):
+            raise TransientError(
+                f"TikTok answered {path} without a JSON envelope", request_id=request_id
+            ) from None
+        if code != 0:
+            exc = error_for_code(
+                code,
+                str(envelope.get("message") or "no message"),
+                request_id=str(envelope.get("request_id") or request_id),
+            )
+            if isinstance(exc, ReauthorizationRequired) and self._on_auth_error is not None:
+                self._on_auth_error(exc)
+            raise exc
+
     def get_audiences(
         self, advertiser_id: str, audience_ids: Sequence[str]
     ) -> list[AudienceStatus]:
