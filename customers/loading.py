@@ -416,10 +416,11 @@ class BatchLoader:
     def __init__(self, spec: Spec, present: set[str], unknown_out) -> None:
         self.spec = spec
         self.table = f"{staging_table(spec)}_batch"
-        self.seen = f"import_seen_{spec.kind.value}"
+        self.keys = f"import_keys_{spec.kind.value}"  # the keys of every batch, once each
         self.upsert = _upsert(spec, self.table, present, postgres=True)
         self.unknown_out = unknown_out  # csv writer for "no customer with this id" rows
         self.pending = 0
+        self.batches = 0
         self.inserted = self.updated = self.unchanged = self.unknown = 0
         self._key = ", ".join(spec.key)
         # (inserted, upserted) in one round trip; xmax is 0 only on a freshly inserted row.
@@ -430,12 +431,12 @@ class BatchLoader:
 
     def create(self) -> None:
         _create_temporary(self.table, _sql_types(self.spec))
-        keys = {name: "text" for name in self.spec.key}
-        _create_temporary(self.seen, keys, f", PRIMARY KEY ({self._key})")
+        # No index: appending is cheap, and finish() looks for repeats once.
+        _create_temporary(self.keys, {name: "text" for name in self.spec.key})
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.table}, {self.seen}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}, {self.keys}")
 
     def stage(self, result: ChunkResult) -> None:
         _copy(self.spec, self.table, result.payload)
@@ -449,14 +450,10 @@ class BatchLoader:
         spec, table, key = self.spec, self.table, self._key
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {self.seen} ({key}) SELECT {key} FROM {table} ON CONFLICT DO NOTHING"
+                f"WITH k AS (INSERT INTO {self.keys} SELECT {key} FROM {table} GROUP BY {key} "
+                "RETURNING 1) SELECT count(*) FROM k"
             )
-            fresh = cursor.rowcount
-            duplicates = fresh < self.pending
-            if duplicates:
-                cursor.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {table}) d")
-                if cursor.fetchone()[0] > fresh:
-                    raise RepeatedKey
+            duplicates = cursor.fetchone()[0] < self.pending  # a key repeats in this batch
             unknown = 0
             if spec.kind != ImportKind.CUSTOMERS:
                 cursor.execute(f"ANALYZE {table}")  # for the joins with customers
@@ -478,6 +475,21 @@ class BatchLoader:
         self.updated += upserted - inserted
         self.unchanged += distinct_rows - upserted
         self.pending = 0
+        self.batches += 1
+
+    def finish(self) -> None:
+        """Save the last rows; RepeatedKey when a key came back in a later batch."""
+        self.flush()
+        if self.batches < 2:
+            return
+        key = self._key
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")  # one hash of all keys, not on disk
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {self.keys} GROUP BY {key} HAVING count(*) > 1)"
+            )
+            if cursor.fetchone()[0]:
+                raise RepeatedKey
 
 
 def _create_temporary(table: str, columns: dict[str, str], extra: str = "") -> None:
@@ -606,7 +618,7 @@ def _load_batched(run: _Run) -> None:
             loader = BatchLoader(SPECS[run.kind], set(run.header), csv.writer(out))
             loader.create()
             run.read(loader.stage, "Reading, checking and saving rows", 98)
-            loader.flush()
+            loader.finish()
             loader.drop()
         result.error_rows += loader.unknown
         result.rows_inserted, result.rows_updated = loader.inserted, loader.updated

@@ -82,6 +82,8 @@ class _RegionRules:
         self.country_code: int = metadata.country_code
         self.country_code_text = str(metadata.country_code)
         self.idd = re.compile(metadata.international_prefix or "NonMatch")
+        prefix = metadata.national_prefix_for_parsing
+        self.national_prefix = re.compile(prefix) if prefix else None
         leading = metadata.leading_digits
         self.leading_digits = re.compile(leading) if leading is not None else None
         self._valid: dict[int, Callable[[str], object]] = {}
@@ -129,12 +131,22 @@ class PhoneNormalizer:
         if not value:
             return None
         cleaned = value.strip()
-        shape = _SHAPE.fullmatch(cleaned)
-        if shape is None or len(cleaned) > 250 or _SHA256.fullmatch(cleaned):
-            return normalize_phone(value, region)
-        plus, main, _extension = shape.groups()
-        digits = main.translate(_NOT_DIGITS)
-        if len(digits) < 3:
+        digits = cleaned.translate(_NOT_DIGITS)
+        plus = ""
+        if digits[:1] == "+":  # only punctuation before it
+            plus, digits = "+", digits[1:]
+        if not (digits.isdigit() and digits.isascii()):  # letters, symbols, an extension...
+            shape = _SHAPE.fullmatch(cleaned)
+            if shape is None:
+                return normalize_phone(value, region)
+            plus, main, _extension = shape.groups()
+            digits = main.translate(_NOT_DIGITS)
+        if (
+            len(digits) < 3
+            or len(cleaned) > 250
+            or len(digits) == 64
+            and _SHA256.fullmatch(cleaned)
+        ):
             return normalize_phone(value, region)
         region = (region or "").upper()
         key = f"{region}|{plus}{digits}"
@@ -170,17 +182,20 @@ class PhoneNormalizer:
             code, national = found
         if code == 0:
             assert rules is not None
-            code, national, metadata = rules.country_code, digits, rules.metadata
+            code, national, owner = rules.country_code, digits, rules
         else:
-            calling = self._calling_rules(code)
-            metadata = calling[0].metadata
-            if rules is not None and calling[0].region == region:
-                metadata = rules.metadata
+            owner = self._calling_rules(code)[0]  # the code's main region, as parse uses
         if len(national) < 2:
             return None
-        _, stripped, _ = pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
-        if pnu._test_number_length(stripped, metadata) not in _NOT_VALID_LENGTH:
-            national = stripped
+        if owner.national_prefix is not None and owner.national_prefix.match(national):
+            # (Without that match libphonenumber returns the number as it is.)
+            metadata = owner.metadata
+            _, stripped, _ = pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
+            if (
+                stripped != national
+                and pnu._test_number_length(stripped, metadata) not in _NOT_VALID_LENGTH
+            ):
+                national = stripped
         if len(national) > 17:
             return None
         # The national significant number keeps leading zeros ("Italian" zeros): it is
