@@ -28,6 +28,7 @@ import io
 import multiprocessing
 import os
 import queue
+import re
 import sys
 import threading
 from collections import Counter
@@ -49,7 +50,8 @@ from customers.csv_columns import (
     copy_text,
 )
 
-CHUNK_ROWS = 2_000
+CHUNK_ROWS = 2_000  # rows per unit of work where the reader parses (around quoted fields)
+BLOCK_BYTES = 256 * 1024  # bytes of whole lines per unit of work elsewhere
 BATCH_ROWS = 20_000  # PostgreSQL: rows per upsert statement while reading
 IN_FLIGHT_PER_WORKER = 6  # chunks queued or being processed per worker process
 SNIFF_BYTES = 64 * 1024
@@ -151,41 +153,164 @@ def _encoding_message(exc: UnicodeDecodeError) -> str:
     )
 
 
-def _row_chunks(path: Path, size: int, counter: list[int]) -> Iterator[list[tuple[int, list[str]]]]:
-    """Chunks of (row number, cells); the header is row 1. `counter[0]` tracks bytes read."""
-    raw = open(path, "rb")  # noqa: SIM115
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
-    reader = csv.reader(text)
+def _malformed_decoding(row_no: int) -> MalformedFile:
+    return MalformedFile(
+        f"The file is not UTF-8 text (invalid byte near row {row_no}). "
+        "Save it as 'CSV UTF-8' and upload it again."
+    )
+
+
+def _malformed_csv(exc: csv.Error, row_no: int) -> MalformedFile:
+    message = str(exc)
+    if "NUL" in message:
+        message = "it contains binary data"
+    return MalformedFile(f"This is not a readable CSV file near row {row_no}: {message}.")
+
+
+def _line_ends(data: bytes) -> int:
+    """Line ends as csv.reader sees them: "\r\n", "\r" or "\n"."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+# A unit of work: whole lines of the file without any '"' (a worker parses them), or rows the
+# reader parsed itself (around quoted fields, which may hold line breaks).
+Lines = tuple[bytes, int]  # (the bytes, the row number of the first line)
+Rows = list[tuple[int, list[str]]]
+Work = Lines | Rows
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class _Source:
+    """Splits a CSV file into Work. The header is row 1 and is skipped.
+
+    Most of a file is handed out as raw runs of whole lines: without quote characters, each
+    line is one record, so row numbers are known by counting line ends and the workers can
+    decode and parse the lines themselves. A run holding a '"' is parsed here, record by
+    record with csv.reader, as far as the end of that run (further when a quoted field goes
+    on), so the next run starts on a record boundary again.
+    """
+
+    def __init__(self, path: Path, block: int) -> None:
+        self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.block = block
+        self.buffer = b""
+        self.pos = 0  # in buffer: the next record starts here
+        self.done_bytes = 0  # file offset of buffer[0]
+        self.eof = False
+        self.row_no = 0  # the last record handed out
+        self._fill()
+        if self.buffer.startswith(codecs.BOM_UTF8):
+            self.pos = len(codecs.BOM_UTF8)
+        self.reader = csv.reader(self._lines())
+
+    @property
+    def bytes_read(self) -> int:
+        return self.done_bytes + self.pos
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def _fill(self) -> bool:
+        """Read another block; False at the end of the file."""
+        if self.eof:
+            return False
+        data = self.raw.read(self.block)
+        if not data:
+            self.eof = True
+            return False
+        self.buffer = self.buffer[self.pos :] + data
+        self.done_bytes += self.pos
+        self.pos = 0
+        return True
+
+    def _lines(self) -> Iterator[str]:
+        """Decoded lines from `pos` on, for csv.reader; `pos` follows what it consumed."""
+        while True:
+            end = _LINE_END.search(self.buffer, self.pos)
+            # A line end must be seen whole: "\r" at the end of the buffer may be "\r\n".
+            if end is None or (end.end() == len(self.buffer) and end.group() == b"\r"):
+                if self._fill():
+                    continue
+                if self.pos >= len(self.buffer):
+                    return
+                stop = len(self.buffer)
+            else:
+                stop = end.end()
+            line = self.buffer[self.pos : stop]
+            self.pos = stop
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _malformed_decoding(self.row_no + 1) from None
+
+    def _record(self) -> list[str] | None:
+        try:
+            cells = next(self.reader, None)
+        except csv.Error as exc:
+            raise _malformed_csv(exc, self.row_no + 1) from None
+        if cells is not None:
+            self.row_no += 1
+        return cells
+
+    def work(self, rows_per_chunk: int) -> Iterator[Work]:
+        if self._record() is None:  # the header
+            return
+        while True:
+            if len(self.buffer) - self.pos < self.block and not self.eof:
+                self._fill()
+            cut = self.buffer.rfind(b"\n", self.pos) + 1
+            if cut == 0:  # no whole line left in the buffer
+                if not self.eof:
+                    self._fill()
+                    continue
+                cut = len(self.buffer)
+            if cut == self.pos:
+                return
+            run = self.buffer[self.pos : cut]
+            if b'"' not in run:
+                first = self.row_no + 1
+                # Without quotes every line is one record (the last may lack its line end).
+                self.row_no += _line_ends(run) + (0 if run.endswith((b"\n", b"\r")) else 1)
+                self.pos = cut
+                yield (run, first)
+                continue
+            end = self.done_bytes + cut  # parse records here until past the run
+            chunk: Rows = []
+            while self.bytes_read < end:
+                cells = self._record()
+                if cells is None:
+                    break
+                if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    continue  # blank line
+                chunk.append((self.row_no, cells))
+                if len(chunk) >= rows_per_chunk:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+
+def _rows_of(work: Work) -> Rows:
+    """The rows of a unit of work: raw lines are decoded and parsed here."""
+    if isinstance(work, list):
+        return work
+    data, row_no = work
     try:
-        next(reader)
-        chunk: list[tuple[int, list[str]]] = []
-        row_no = 1
-        for cells in reader:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _malformed_decoding(row_no + _line_ends(data[: exc.start])) from None
+    rows: Rows = []
+    row_no -= 1
+    try:
+        for cells in csv.reader(io.StringIO(text, newline="")):
             row_no += 1
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
-            chunk.append((row_no, cells))
-            if len(chunk) >= size:
-                counter[0] = raw.tell()
-                yield chunk
-                chunk = []
-        counter[0] = raw.tell()
-        if chunk:
-            yield chunk
-    except UnicodeDecodeError as exc:
-        raise MalformedFile(
-            f"The file is not UTF-8 text (invalid byte near row {row_no + 1}). "
-            "Save it as 'CSV UTF-8' and upload it again."
-        ) from exc
+            rows.append((row_no, cells))
     except csv.Error as exc:
-        message = str(exc)
-        if "NUL" in message:
-            message = "it contains binary data"
-        raise MalformedFile(
-            f"This is not a readable CSV file near row {row_no + 1}: {message}."
-        ) from exc
-    finally:
-        text.close()
+        raise _malformed_csv(exc, row_no + 1) from None
+    return rows
 
 
 # ------------------------------------------------------------------- worker processes
@@ -200,10 +325,14 @@ def _worker_init(kind: str, header: list[str], region: str, as_copy: bool) -> No
     _worker_copy = as_copy
 
 
-def _worker_process(rows: list[tuple[int, list[str]]]) -> ChunkResult:
+def _worker_process(work: Work) -> ChunkResult:
     assert _worker is not None
-    result = _worker.process(rows)
-    if _worker_copy:
+    return _process(_worker, work, _worker_copy)
+
+
+def _process(processor: RowProcessor, work: Work, as_copy: bool) -> ChunkResult:
+    result = processor.process(_rows_of(work))
+    if as_copy:
         result.payload = copy_text(result.records)
         result.records = []
     return result
@@ -221,7 +350,7 @@ def worker_count(file_size: int) -> int:
 
 
 def _processed_chunks(
-    chunks: Iterator[list[tuple[int, list[str]]]],
+    chunks: Iterator[Work],
     kind: ImportKind,
     header: list[str],
     workers: int,
@@ -232,11 +361,7 @@ def _processed_chunks(
     if workers == 0:
         processor = RowProcessor(SPECS[kind], header, region)
         for chunk in chunks:
-            result = processor.process(chunk)
-            if as_copy:
-                result.payload = copy_text(result.records)
-                result.records = []
-            yield result
+            yield _process(processor, chunk, as_copy)
         return
     method = "fork" if sys.platform != "win32" else "spawn"
     context = multiprocessing.get_context(method)
@@ -566,18 +691,23 @@ class _Run:
     def read(self, stage: Callable[[ChunkResult], None], phase: str, until: int) -> None:
         """Process every chunk: `stage` the good rows, write the bad ones to scratch 1."""
         result = self.result
-        bytes_read = [0]
-        chunks = _row_chunks(self.path, CHUNK_ROWS, bytes_read)
+        source = _Source(self.path, BLOCK_BYTES)
+        work = source.work(CHUNK_ROWS)
         postgres = connection.vendor == "postgresql"
-        with open(self.scratch[0], "w", newline="", encoding="utf-8") as out:
-            errors_out = csv.writer(out)
-            for chunk in _processed_chunks(chunks, self.kind, self.header, self.workers, postgres):
-                stage(chunk)
-                result.rows_read += chunk.rows
-                result.error_rows += chunk.error_rows
-                errors_out.writerows(chunk.errors)
-                result.stats.update(chunk.stats)
-                self.report(phase, min(until, until * bytes_read[0] // self.size))
+        try:
+            with open(self.scratch[0], "w", newline="", encoding="utf-8") as out:
+                errors_out = csv.writer(out)
+                chunks = _processed_chunks(work, self.kind, self.header, self.workers, postgres)
+                for chunk in chunks:
+                    stage(chunk)
+                    result.rows_read += chunk.rows
+                    result.error_rows += chunk.error_rows
+                    errors_out.writerows(chunk.errors)
+                    result.stats.update(chunk.stats)
+                    done = min(source.bytes_read, self.size)
+                    self.report(phase, min(until, until * done // self.size))
+        finally:
+            source.close()
 
     def write_report(self) -> None:
         self.result.error_count = _write_errors(

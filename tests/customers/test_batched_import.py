@@ -25,6 +25,7 @@ BEFORE = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 def small_batches(monkeypatch):
     """Batches of a few rows, so a small file crosses many batch boundaries."""
     monkeypatch.setattr(loading, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(loading, "BLOCK_BYTES", 8)  # a line or two per unit of work
     monkeypatch.setattr(loading, "BATCH_ROWS", 3)
     monkeypatch.setattr(loading.timezone, "now", lambda: NOW)
 
@@ -162,7 +163,7 @@ def test_devices_and_orders_of_unknown_customers_are_reported_in_row_order_acros
     assert tables == staged_tables
 
     monkeypatch.undo()
-    monkeypatch.setattr(loading, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(loading, "BLOCK_BYTES", 8)
     monkeypatch.setattr(loading, "BATCH_ROWS", 3)
     orders = write_csv(
         "order_id,customer_id,ordered_at,channel,amount\n"
