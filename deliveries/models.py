@@ -72,8 +72,12 @@ class Delivery(models.Model):
 
 class DeliveryRecipient(models.Model):
     """One row per customer and group at snapshot time. Ids, not foreign keys: the
-    snapshot must outlive edits to the campaign and deletions in the customer store."""
+    snapshot must outlive edits to the campaign and deletions in the customer store.
 
+    The primary key is (delivery, treatment, customer): one index serves the keyset reads
+    of the batches, and a million-row snapshot maintains no second index of row ids."""
+
+    pk = models.CompositePrimaryKey("delivery_id", "treatment_id", "customer_id")
     # No database-level foreign key: checking it costs a lookup per row of a million-row
     # INSERT … SELECT, and the row is written in the delivery's own transaction.
     delivery = models.ForeignKey(
@@ -85,17 +89,11 @@ class DeliveryRecipient(models.Model):
     )
     customer_id = models.CharField(max_length=64)
     sub_audience_id = models.BigIntegerField()
-    treatment_id = models.BigIntegerField(null=True)
+    treatment_id = models.BigIntegerField()
     is_control = models.BooleanField(default=False)
 
     class Meta:
         db_table = "delivery_recipients"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["delivery", "treatment_id", "customer_id"],
-                name="delivery_recipients_key",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.customer_id} in {self.treatment_id}"

@@ -358,10 +358,13 @@ def delivery_snapshot(*, delivery: Delivery) -> None:
         delivery.treatments.all().delete()
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM delivery_recipients WHERE delivery_id = %s", [delivery.pk])
+            # A customer whose group's splits do not reach 100 % has no treatment: the
+            # (NOT NULL) key gets minus the group's id, counted below and rolled back.
             cursor.execute(
                 "INSERT INTO delivery_recipients "
                 "(delivery_id, customer_id, sub_audience_id, treatment_id, is_control) "
-                "SELECT %s, a.customer_id, a.sub_audience_id, a.treatment_id, a.is_control "
+                "SELECT %s, a.customer_id, a.sub_audience_id, "
+                "COALESCE(a.treatment_id, -a.sub_audience_id), a.is_control "
                 f"FROM ({compiled.sql}) a",
                 [delivery.pk, *compiled.params],
             )
@@ -380,10 +383,10 @@ def delivery_snapshot(*, delivery: Delivery) -> None:
                     [delivery.pk],
                 )
                 customers = int(cursor.fetchone()[0])
-        if counts.get(None):
+        if untreated := sum(n for treatment_id, n in counts.items() if treatment_id < 0):
             raise SnapshotProblem(
                 "Some sub-audience's treatment splits do not add up to 100 %, so "
-                f"{counts[None]} customers have no treatment."
+                f"{untreated} customers have no treatment."
             )
         groups = _ordered_groups(campaign)
         treatments: dict[int, DeliveryTreatment] = {}

@@ -8,9 +8,15 @@ import json
 import pytest
 
 from customers.models import Customer, Device
-from deliveries.models import DeliveryRecipient, DeliveryTarget, TargetPhase
+from deliveries.models import (
+    Delivery,
+    DeliveryRecipient,
+    DeliveryStatus,
+    DeliveryTarget,
+    TargetPhase,
+)
 from deliveries.selectors import next_batch
-from deliveries.services import delivery_schedule_due, delivery_snapshot
+from deliveries.services import delivery_run, delivery_schedule_due, delivery_snapshot
 from tests.deliveries.conftest import make_customers, sha
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +133,19 @@ def test_a_batch_resumes_right_after_the_checkpoint(target):
         target, TargetPhase.ADD, after=rest.last_customer_id, size=10, audience_ids=[AUDIENCE]
     )
     assert empty.scanned == 0 and empty.rows == []
+
+
+def test_a_snapshot_with_customers_left_without_treatment_fails_and_keeps_no_rows(
+    destination, make_campaign
+):
+    make_customers(40)
+    campaign = make_campaign(destination, groups=("Gold",), control_bp=0)
+    # The Gold group's only treatment covers half its buckets: half of Gold has none.
+    campaign.sub_audiences.get(name="Gold").treatments.update(split_bp=5_000)
+    [delivery_id] = delivery_schedule_due()
+    assert delivery_run(delivery_id=delivery_id) == "failed: snapshot"
+    delivery = Delivery.objects.get(pk=delivery_id)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "do not add up to 100 %" in delivery.error
+    assert delivery.snapshot_at is None
+    assert not DeliveryRecipient.objects.filter(delivery_id=delivery_id).exists()
