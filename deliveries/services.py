@@ -694,15 +694,18 @@ def _send_batch(run: Run, target: DeliveryTarget, adapter: AudienceAdapter, batc
     if batch.rows:
         adapter.send_members(target.id_schema, batch.rows, action)
     counted = "people_removed" if action == "delete" else "people_sent"
-    # The checkpoint: only after TikTok acknowledged every row of the batch.
-    DeliveryTarget.objects.filter(pk=target.pk).update(
-        cursor=batch.last_customer_id,
-        batches_done=F("batches_done") + 1,
-        rows_sent=F("rows_sent") + len(batch.rows),
-        **{counted: F(counted) + batch.people},
-    )
+    # The checkpoint: only after TikTok acknowledged every row of the batch, and only
+    # while this worker holds the lease (one commit for both). A worker that lost its
+    # lease leaves the checkpoint to the one that took over.
+    with transaction.atomic():
+        run.beat()
+        DeliveryTarget.objects.filter(pk=target.pk).update(
+            cursor=batch.last_customer_id,
+            batches_done=F("batches_done") + 1,
+            rows_sent=F("rows_sent") + len(batch.rows),
+            **{counted: F(counted) + batch.people},
+        )
     target.cursor = batch.last_customer_id
-    run.beat()
 
 
 # ---- finishing --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the attribute mapping and the customer store say, one keyset window at a time.""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 
@@ -17,6 +18,7 @@ from deliveries.models import (
 )
 from deliveries.selectors import next_batch
 from deliveries.services import delivery_run, delivery_schedule_due, delivery_snapshot
+from destinations.tiktok.adapter import AudienceAdapter
 from tests.deliveries.conftest import make_customers, sha
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +151,24 @@ def test_a_snapshot_with_customers_left_without_treatment_fails_and_keeps_no_row
     assert "do not add up to 100 %" in delivery.error
     assert delivery.snapshot_at is None
     assert not DeliveryRecipient.objects.filter(delivery_id=delivery_id).exists()
+
+
+def test_a_worker_that_lost_its_lease_stops_without_checkpointing_the_batch_in_flight(
+    sandbox, destination, make_campaign
+):
+    make_customers(500)
+    make_campaign(destination, control_bp=0)
+    [delivery_id] = delivery_schedule_due()
+    real_send = AudienceAdapter.send_members
+    calls = {"n": 0}
+
+    def taken_over_during_second(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # another worker claims the delivery while this batch is sent
+            Delivery.objects.filter(pk=delivery_id).update(lease="another-worker")
+        return real_send(self, *args, **kwargs)
+
+    with mock.patch.object(AudienceAdapter, "send_members", taken_over_during_second):
+        assert delivery_run(delivery_id=delivery_id) == "lease lost"
+    target = DeliveryTarget.objects.get()
+    assert (target.batches_done, target.people_sent, target.cursor) == (1, 100, "C0000099")
