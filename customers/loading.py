@@ -548,8 +548,12 @@ class BatchLoader:
         self.batches = 0
         self.inserted = self.updated = self.unchanged = self.unknown = 0
         self._key = ", ".join(spec.key)
-        # (inserted, upserted) in one round trip; xmax is 0 only on a freshly inserted row.
-        self._counted = (
+        # Which upserted rows were updates: PostgreSQL counts the tuples this transaction
+        # updated per table (pg_stat_xact_user_tables), which is cheaper than returning a
+        # row per upsert. Without track_counts, RETURNING tells (xmax is 0 only on an
+        # inserted row).
+        self._updates_so_far: int | None = None
+        self._returning = (
             "WITH up AS ({sql} RETURNING (xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FROM up"
         )
@@ -558,6 +562,17 @@ class BatchLoader:
         _create_temporary(self.table, _sql_types(self.spec))
         # No index: appending is cheap, and finish() looks for repeats once.
         _create_temporary(self.keys, {name: "text" for name in self.spec.key})
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('track_counts')::boolean")
+            if cursor.fetchone()[0]:
+                self._updates_so_far = self._updates()
+
+    def _updates(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(%s::regclass)", [self.spec.table]
+            )
+            return cursor.fetchone()[0]
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
@@ -591,9 +606,16 @@ class BatchLoader:
                 distinct_rows = cursor.fetchone()[0]
             else:
                 distinct_rows = self.pending - unknown
-            sql = self._counted.format(sql=self.upsert.sql.format(where=where_new))
-            cursor.execute(sql, self.upsert.params)
-            inserted, upserted = cursor.fetchone()
+            sql = self.upsert.sql.format(where=where_new)
+            if self._updates_so_far is not None:
+                cursor.execute(sql, self.upsert.params)
+                upserted = cursor.rowcount
+                updates = self._updates()
+                inserted = upserted - (updates - self._updates_so_far)
+                self._updates_so_far = updates
+            else:
+                cursor.execute(self._returning.format(sql=sql), self.upsert.params)
+                inserted, upserted = cursor.fetchone()
             cursor.execute(f"TRUNCATE {table}")
         self.unknown += unknown
         self.inserted += inserted
