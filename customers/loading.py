@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import gc
 import heapq
 import io
 import multiprocessing
@@ -365,7 +366,10 @@ def _processed_chunks(
         return
     method = "fork" if sys.platform != "win32" else "spawn"
     context = multiprocessing.get_context(method)
-    with context.Pool(workers, _worker_init, (kind.value, header, region, as_copy)) as pool:
+    gc.freeze()  # forked workers share this process's objects: keep their collector off them
+    pool = context.Pool(workers, _worker_init, (kind.value, header, region, as_copy))
+    gc.unfreeze()
+    with pool:
         # The queue bounds the chunks in flight, so memory stays flat; the thread reads the
         # file and hands chunks out while this thread waits on the database.
         pending: queue.Queue = queue.Queue(maxsize=IN_FLIGHT_PER_WORKER * workers)

@@ -121,7 +121,7 @@ class _RegionRules:
 class PhoneNormalizer:
     """normalize_phone(value, region), with a fast path and a bounded cache."""
 
-    def __init__(self, cache_size: int = 100_000) -> None:
+    def __init__(self, cache_size: int = 20_000) -> None:
         self._cache: dict[str, Identifier | None] = {}
         self._cache_size = cache_size
         self._rules: dict[str, _RegionRules | None] = {}
