@@ -54,7 +54,7 @@ from customers.csv_columns import (
 CHUNK_ROWS = 2_000  # rows per unit of work where the reader parses (around quoted fields)
 BLOCK_BYTES = 256 * 1024  # bytes of whole lines per unit of work elsewhere
 BATCH_ROWS = 20_000  # PostgreSQL: rows per upsert statement while reading
-IN_FLIGHT_PER_WORKER = 6  # chunks queued or being processed per worker process
+IN_FLIGHT_PER_WORKER = 16  # units of work queued or in progress per worker (about 1 MB each)
 SNIFF_BYTES = 64 * 1024
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 ERROR_HEADER = ["row", "column", "value", "reason"]
@@ -261,15 +261,16 @@ class _Source:
             if len(self.buffer) - self.pos < self.block and not self.eof:
                 self._fill()
             cut = self.buffer.rfind(b"\n", self.pos) + 1
-            if cut == 0:  # no whole line left in the buffer
-                if not self.eof:
+            whole_lines = cut > 0 or self.eof
+            if cut == 0:  # no "\n" ahead: read on, but not forever ("\r" line ends)
+                if not self.eof and len(self.buffer) - self.pos <= self.block:
                     self._fill()
                     continue
                 cut = len(self.buffer)
             if cut == self.pos:
                 return
             run = self.buffer[self.pos : cut]
-            if b'"' not in run:
+            if whole_lines and b'"' not in run:
                 first = self.row_no + 1
                 # Without quotes every line is one record (the last may lack its line end).
                 self.row_no += _line_ends(run) + (0 if run.endswith((b"\n", b"\r")) else 1)

@@ -78,6 +78,20 @@ def test_lone_carriage_returns_end_lines_like_csv_reader(tmp_path):
     assert [r[0] for r in reference(path)] == [2, 3, 5, 7]
 
 
+def test_a_file_with_only_carriage_returns_is_read_in_bounded_pieces(tmp_path):
+    path = tmp_path / "old-mac.csv"
+    path.write_bytes(b"customer_id,state\r" + b"".join(b"C%d,CA\r" % n for n in range(500)))
+    source = _Source(path, 64)
+    try:
+        rows = []
+        for work in source.work(10):
+            assert len(source.buffer) <= 3 * 64
+            rows += _rows_of(work)
+    finally:
+        source.close()
+    assert rows == reference(path) and len(rows) == 500
+
+
 @pytest.mark.parametrize("block", [4, 4096])
 def test_a_bad_byte_is_reported_near_its_row(tmp_path, block):
     path = tmp_path / "bad.csv"
