@@ -213,3 +213,25 @@ def test_postgresql_saves_batches_while_reading(store, small_batches, monkeypatc
     path = write_csv("customer_id,state\n" + "".join(f"N{n},WA\n" for n in range(10)))
     loading.load_csv(ImportKind.CUSTOMERS, path, error_report=path.with_suffix(".err"))
     assert len([n for n in flushed if n]) >= 3
+
+
+def test_a_file_sorted_by_key_needs_no_look_over_all_keys_and_still_agrees(
+    store, small_batches, monkeypatch, write_csv, run_import
+):
+    looked = []
+    real = loading.BatchLoader.finish
+
+    def spying(self):
+        real(self)
+        looked.append(self.ascending)
+
+    monkeypatch.setattr(loading.BatchLoader, "finish", spying)
+    rows = "".join(f"K{n},WA\n" for n in range(1, 4)) + "".join(f"N{n},OR\n" for n in range(10))
+    path = write_csv("customer_id,state\n" + rows)
+    (normal, tables), (staged, staged_tables) = both_ways(
+        monkeypatch, run_import, ImportKind.CUSTOMERS, path
+    )
+    assert counts(normal[0]) == counts(staged[0]) == (13, 10, 3, 0, 0, 0)
+    assert tables == staged_tables
+    if connection.vendor == "postgresql":
+        assert looked == [True]
