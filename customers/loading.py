@@ -498,10 +498,11 @@ class Loader:
         if self._datetimes:
             # Django keeps SQLite date-times as naive UTC text; match it.
             adapt = connection.ops.adapt_datetimefield_value
-            records = [list(r) for r in records]
-            for record in records:
+            rows = [list(r) for r in records]
+            for row in rows:
                 for i in self._datetimes:
-                    record[i] = adapt(record[i])
+                    row[i] = adapt(row[i])
+            records = [tuple(row) for row in rows]
         names = ", ".join(self.spec.staging)
         marks = ", ".join(["%s"] * len(self.spec.staging))
         with transaction.atomic(), connection.cursor() as cursor:

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from customers.csv_columns import SPECS, ImportKind
@@ -147,7 +148,7 @@ class _ProgressConnection:
     """
 
     def __init__(self) -> None:
-        self._side = None
+        self._side: BaseDatabaseWrapper | None = None
 
     def save(self, job_id: int, **values) -> None:
         if not (connection.vendor == "postgresql" and connection.in_atomic_block):
@@ -156,8 +157,8 @@ class _ProgressConnection:
         if self._side is None:
             main = connections[DEFAULT_DB_ALIAS]
             self._side = type(main)(dict(main.settings_dict), main.alias)
-        names = list(values)
-        assignments = ", ".join(f"{ImportJob._meta.get_field(n).column} = %s" for n in names)
+        # Plain fields (phase, progress, rows_read): their columns carry their names.
+        assignments = ", ".join(f"{name} = %s" for name in values)
         with self._side.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {ImportJob._meta.db_table} SET {assignments} WHERE id = %s",
