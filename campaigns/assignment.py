@@ -28,9 +28,17 @@ is quadratic on PostgreSQL once the hash no longer fits in work_mem).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from segments.compiler import CompiledSQL, DefinitionError
+from django.db import connection
+
+from segments.compiler import (
+    CompiledSQL,
+    DefinitionError,
+    definition_predicate,
+    segment_predicate,
+)
 from segments.selectors import definition_members_sql, segment_members_sql
 from segments.sqlcheck import SqlSegmentError
 
@@ -163,17 +171,23 @@ def _groups_sql(campaign: Campaign, subs: list[SubAudience], remaining_id: int,
     return " UNION ALL ".join(parts), params
 
 
+def treatment_ranges(sub: SubAudience) -> tuple[tuple[int, int], ...]:
+    """``(upper, treatment_id)`` in order: a bucket below ``upper`` (and not below the
+    previous one) gets that treatment; a bucket at or above the last ``upper`` gets none."""
+    ranges, upper = [], 0
+    for treatment in sub.treatments.all():
+        if treatment.split_bp <= 0:
+            continue
+        upper += int(treatment.split_bp)
+        ranges.append((upper, int(treatment.pk)))
+    return tuple(ranges)
+
+
 def _treatment_case(subs: list[SubAudience]) -> tuple[str, list[int]]:
     branches, controls = [], []
     for sub in subs:
-        whens, upper = [], 0
-        for treatment in sub.treatments.all():
-            if treatment.is_control:
-                controls.append(int(treatment.pk))
-            if treatment.split_bp <= 0:
-                continue
-            upper += int(treatment.split_bp)
-            whens.append(f"WHEN s.bucket < {upper} THEN {int(treatment.pk)}")
+        controls += [int(t.pk) for t in sub.treatments.all() if t.is_control]
+        whens = [f"WHEN s.bucket < {upper} THEN {tid}" for upper, tid in treatment_ranges(sub)]
         if whens:
             branches.append(f"WHEN {int(sub.pk)} THEN CASE {' '.join(whens)} END")
     if not branches:
@@ -209,3 +223,170 @@ def assignment_sql(campaign: Campaign) -> CompiledSQL:
         "ab_bucket(%s, grp.customer_id) AS bucket FROM grp) s) t"
     )
     return CompiledSQL(sql, [*audience.params, *groups_params, campaign.bucket_key])
+
+
+# -- the same assignment as expressions over one scan of customers (for the live counts) --
+
+
+@dataclass(frozen=True)
+class Group:
+    sub_audience_id: int
+    ranges: tuple[tuple[int, int], ...]  # treatment_ranges(sub)
+
+    def treatment(self, bucket: int) -> int | None:
+        return next((tid for upper, tid in self.ranges if bucket < upper), None)
+
+
+@dataclass(frozen=True)
+class AssignmentScan:
+    """``assignment_sql``'s assignment as three expressions over a row ``c`` of ``customers``.
+
+    ``SELECT <key>, <interval> FROM customers c WHERE <included>`` reads every customer
+    once: segments are inline predicates (``segments.compiler.segment_predicate``), so
+    all include, exclusion and sub-audience segments are evaluated in the same pass.
+
+    - ``included``: in the union of the include segments;
+    - ``key``: -1 for excluded customers; with first match ``position * width +
+      interval``, ``position`` being the index of the first matching group (``len(groups)``
+      for the Remaining group); with all matches a bit mask of the matching groups (bit i
+      for ``groups[i]``, 0 for the Remaining group);
+    - ``interval``: with all matches, how many of ``thresholds`` are at or below the
+      customer's bucket (with first match it is inside ``key`` and this is ``0``).
+
+    Buckets are only hashed when a treatment boundary falls inside 1..9999, and with first
+    match only for customers whose group has such a boundary. ``memberships(key,
+    interval)`` turns a pair back into ``[(sub_audience_id, treatment_id), ...]``.
+    """
+
+    included: CompiledSQL
+    key: CompiledSQL
+    interval: CompiledSQL
+    first_match: bool
+    groups: tuple[Group, ...]
+    remaining: Group
+    thresholds: tuple[int, ...]
+
+    @property
+    def width(self) -> int:
+        return len(self.thresholds) + 1
+
+    def memberships(self, key: int, interval: int) -> list[tuple[int, int | None]] | None:
+        """``None`` for an excluded customer."""
+        if key < 0:
+            return None
+        if self.first_match:
+            position, interval = divmod(key, self.width)
+            matched = [self.groups[position] if position < len(self.groups) else self.remaining]
+        else:
+            matched = [g for i, g in enumerate(self.groups) if key >> i & 1] or [self.remaining]
+        bucket = self.thresholds[interval - 1] if interval else 0  # any bucket of the interval
+        return [(g.sub_audience_id, g.treatment(bucket)) for g in matched]
+
+
+def _predicate(segment: Segment, where: str, problems: dict[str, list[str]]) -> CompiledSQL:
+    try:
+        return segment_predicate(segment)
+    except (DefinitionError, SqlSegmentError) as exc:
+        problems.setdefault(where, []).append(f"Segment “{segment.name}” cannot be used: {exc}")
+        return CompiledSQL("(1 = 0)", [])
+
+
+def _any(parts: list[CompiledSQL]) -> CompiledSQL:
+    if not parts:
+        return CompiledSQL("(1 = 0)", [])
+    return CompiledSQL(
+        "(" + " OR ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params]
+    )
+
+
+def _sub_predicate(sub: SubAudience, problems: dict[str, list[str]]) -> CompiledSQL | None:
+    from campaigns.models import SubAudienceKind
+
+    try:
+        if sub.kind == SubAudienceKind.SEGMENT:
+            if sub.segment is None:
+                raise DefinitionError([])
+            return segment_predicate(sub.segment)
+        return definition_predicate(sub.definition or {})
+    except (DefinitionError, SqlSegmentError) as exc:
+        message = str(exc) or "Choose a segment."
+        problems.setdefault(f"sub-audience {sub.pk}", []).append(
+            f"Sub-audience “{sub.name}”: {message}"
+        )
+        return None
+
+
+def _interval_sql(thresholds: tuple[int, ...], bucket_key: str) -> CompiledSQL:
+    """How many thresholds are at or below ab_bucket(key, c.customer_id); one hash per row."""
+    if not thresholds:
+        return CompiledSQL("0", [])
+    if connection.vendor == "postgresql":
+        array = ", ".join(str(t) for t in thresholds)
+        return CompiledSQL(
+            f"width_bucket(ab_bucket(%s, c.customer_id), ARRAY[{array}])", [bucket_key]
+        )
+    whens = " ".join(
+        f"WHEN ab_bucket(%s, c.customer_id) < {t} THEN {i}" for i, t in enumerate(thresholds)
+    )
+    return CompiledSQL(f"CASE {whens} ELSE {len(thresholds)} END", [bucket_key] * len(thresholds))
+
+
+def assignment_scan(campaign: Campaign) -> AssignmentScan:
+    """Raises ``AssignmentError``: first with the audience and exclusion problems alone,
+    then with the sub-audience ones (the order ``campaign_counts`` reports them in)."""
+    problems: dict[str, list[str]] = {}
+    included = _any(
+        [_predicate(s, "audience", problems) for s in _ordered(campaign.include_segments.all())]
+    )
+    excluded = [
+        _predicate(s, "exclusions", problems) for s in _ordered(campaign.exclude_segments.all())
+    ]
+    _raise(problems)
+    subs = list(campaign.sub_audiences.select_related("segment").prefetch_related("treatments"))
+    remaining = next((s for s in subs if s.is_remaining), None)
+    if remaining is None:
+        problems.setdefault("sub-audiences", []).append("The Remaining group is missing.")
+    compiled = [(s, _sub_predicate(s, problems)) for s in subs if not s.is_remaining]
+    _raise(problems)
+    assert remaining is not None
+    predicates = [p for _, p in compiled if p is not None]
+    groups = tuple(Group(s.pk, treatment_ranges(s)) for s, _ in compiled)
+    rest = Group(remaining.pk, treatment_ranges(remaining))
+    splits = {g: tuple(u for u, _ in g.ranges if u < 10_000) for g in (*groups, rest)}
+    thresholds = tuple(sorted({u for uppers in splits.values() for u in uppers}))
+    interval = _interval_sql(thresholds, campaign.bucket_key)
+    width = len(thresholds) + 1
+    whens, params = [], []
+    if excluded:
+        x = _any(excluded)
+        whens.append(f"WHEN {x.sql} THEN -1")
+        params += x.params
+    if campaign.first_match_only:
+
+        def slot(position: int, group: Group) -> str:
+            if not splits[group]:
+                return str(position * width)
+            params.extend(interval.params)
+            return f"{position * width} + {interval.sql}" if position else interval.sql
+
+        for position, (group, predicate) in enumerate(zip(groups, predicates, strict=True)):
+            params.extend(predicate.params)
+            whens.append(f"WHEN {predicate.sql} THEN {slot(position, group)}")
+        last = slot(len(groups), rest)
+        key = f"CASE {' '.join(whens)} ELSE {last} END" if whens else f"({last})"
+        interval = CompiledSQL("0", [])
+    else:
+        mask = " + ".join(
+            f"CASE WHEN {p.sql} THEN {1 << i} ELSE 0 END" for i, p in enumerate(predicates)
+        )
+        params += [x for p in predicates for x in p.params]
+        key = f"CASE {' '.join(whens)} ELSE {mask or 0} END" if whens else f"({mask or 0})"
+    return AssignmentScan(
+        included=included,
+        key=CompiledSQL(key, params),
+        interval=interval,
+        first_match=campaign.first_match_only,
+        groups=groups,
+        remaining=rest,
+        thresholds=thresholds,
+    )

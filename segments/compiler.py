@@ -8,6 +8,9 @@ Public API (other apps rely on these names):
   ``django.db.connection.cursor()``. Works on SQLite and PostgreSQL; relative dates are
   SQL expressions (``CURRENT_DATE``/``date('now')``), so they are evaluated when the query
   runs, also in "View SQL" / "Convert to SQL" output.
+- ``definition_predicate(definition) -> CompiledSQL`` and ``segment_predicate(segment)``:
+  the same membership as a boolean expression over a row ``c`` of ``customers`` (TRUE or
+  FALSE, never NULL), so several segments can be evaluated in one scan.
 - ``validate_definition(definition) -> list[ConditionError]`` (no exception).
 - ``DefinitionError(errors)``: raised on invalid definitions; each ``ConditionError`` has
   a ``path`` such as ``sections.0.conditions.2`` pointing at the condition.
@@ -336,6 +339,7 @@ class _Compiler:
     def __init__(self, ctx: _Context):
         self.ctx = ctx
         self.d = ctx.dialect
+        self.where = ""  # the WHERE condition of the last definition() ("" = everyone)
 
     # -- tree ----------------------------------------------------------------------------
 
@@ -367,8 +371,9 @@ class _Compiler:
         clauses = [f"({where})"] if where else []
         if excluded:
             clauses.append(self.exclusion_clause(excluded))
+        self.where = " AND ".join(clauses)
         sql = "SELECT c.customer_id FROM customers c"
-        return f"{sql} WHERE {' AND '.join(clauses)}" if clauses else sql
+        return f"{sql} WHERE {self.where}" if clauses else sql
 
     def exclusion_clause(self, excluded: str) -> str:
         # COALESCE keeps customers whose exclusion is unknown (NULL) rather than dropping them.
@@ -748,6 +753,45 @@ def compile_definition(
     if ctx.errors or sql is None:
         raise DefinitionError(ctx.errors or [ConditionError("", "Invalid definition.")])
     return CompiledSQL(sql=sql, params=ctx.params)
+
+
+def definition_predicate(
+    definition: dict, *, vendor: str | None = None, segment_id: int | None = None
+) -> CompiledSQL:
+    """Membership as a boolean SQL expression over a row ``c`` of ``customers``.
+
+    TRUE exactly for the customers ``compile_definition`` selects, FALSE otherwise (never
+    NULL), so several segments can be evaluated in one scan of ``customers c``. Params
+    and errors as ``compile_definition``.
+    """
+    ctx = _Context(
+        dialect=Dialect(vendor or connection.vendor),
+        stack=(segment_id,) if segment_id else (),
+    )
+    compiler = _Compiler(ctx)
+    sql = compiler.definition(definition)
+    if ctx.errors or sql is None:
+        raise DefinitionError(ctx.errors or [ConditionError("", "Invalid definition.")])
+    predicate = f"COALESCE(({compiler.where}), FALSE)" if compiler.where else "(1 = 1)"
+    return CompiledSQL(sql=predicate, params=ctx.params)
+
+
+def segment_predicate(segment: Any, *, vendor: str | None = None) -> CompiledSQL:
+    """A saved segment's membership as a boolean SQL expression over ``customers c``.
+
+    Visual segments: their conditions inline (``definition_predicate``). SQL segments:
+    ``c.customer_id IN (<checked query>)``, which PostgreSQL runs once as a hashed subplan.
+    Only customers that exist can match (an SQL segment returning other ids selects them
+    in ``segment_members_sql`` but not here). Raises ``DefinitionError`` or
+    ``SqlSegmentError`` when the segment is invalid.
+    """
+    vendor = vendor or connection.vendor
+    if segment.kind == "sql":
+        from segments.sqlcheck import check_sql
+
+        members = check_sql(segment.sql, vendor=vendor).members_sql
+        return CompiledSQL(sql=f"COALESCE(c.customer_id IN ({members}), FALSE)", params=[])
+    return definition_predicate(segment.definition, vendor=vendor, segment_id=segment.pk)
 
 
 def validate_definition(
