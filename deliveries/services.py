@@ -360,19 +360,28 @@ def delivery_snapshot(*, delivery: Delivery) -> None:
             cursor.execute("DELETE FROM delivery_recipients WHERE delivery_id = %s", [delivery.pk])
             # A customer whose group's splits do not reach 100 % has no treatment: the
             # (NOT NULL) key gets minus the group's id, counted below and rolled back.
-            cursor.execute(
+            insert = (
                 "INSERT INTO delivery_recipients "
                 "(delivery_id, customer_id, sub_audience_id, treatment_id, is_control) "
                 "SELECT %s, a.customer_id, a.sub_audience_id, "
                 "COALESCE(a.treatment_id, -a.sub_audience_id), a.is_control "
-                f"FROM ({compiled.sql}) a",
-                [delivery.pk, *compiled.params],
+                f"FROM ({compiled.sql}) a"
             )
-            cursor.execute(
-                "SELECT treatment_id, COUNT(*) FROM delivery_recipients WHERE delivery_id = %s "
-                "GROUP BY treatment_id",
-                [delivery.pk],
-            )
+            params = [delivery.pk, *compiled.params]
+            if connection.vendor == "postgresql":
+                # Counted as inserted, instead of reading a million rows back.
+                cursor.execute(
+                    f"WITH ins AS ({insert} RETURNING treatment_id) "
+                    "SELECT treatment_id, COUNT(*) FROM ins GROUP BY treatment_id",
+                    params,
+                )
+            else:  # SQLite has no INSERT inside WITH
+                cursor.execute(insert, params)
+                cursor.execute(
+                    "SELECT treatment_id, COUNT(*) FROM delivery_recipients "
+                    "WHERE delivery_id = %s GROUP BY treatment_id",
+                    [delivery.pk],
+                )
             counts = dict(cursor.fetchall())
             if campaign.first_match_only:  # one row per customer
                 customers = sum(counts.values())
