@@ -1,17 +1,20 @@
 """Streaming CSV load into the customer store: validate, stage, then upsert in SQL.
 
-Rows are read in chunks, validated and normalized (in worker processes for big files, fed
-by a reader thread so they keep working while this process waits on the database), good
-rows are staged in a temporary table (PostgreSQL: COPY; SQLite: batched executemany) and
-bad rows go to the error report. Memory is bounded by a few chunks in flight, whatever the
-file size. The last row wins when a key appears twice in a file.
+The file is cut into units of work (_Source): runs of whole lines without quote characters
+go to worker processes as raw bytes (they decode, parse, validate and normalize them);
+around quoted fields, which may span lines, this process parses the records itself. A
+reader thread keeps the workers fed while this process waits on the database. Good rows
+are staged in a temporary table (PostgreSQL: COPY; SQLite: batched executemany), bad rows
+go to the error report. Memory is bounded by the units in flight, whatever the file size.
+The last row wins when a key appears twice in a file.
 
 PostgreSQL upserts as it reads: every BATCH_ROWS staged rows become one INSERT ... ON
 CONFLICT DO UPDATE, all inside the import's one transaction, so the database works while
-Python parses the next rows and a file found malformed halfway still changes nothing
-(the transaction rolls back). A temporary table of the keys seen so far tells when a key
-repeats across batches; then "last row wins" and the inserted/updated/unchanged counts
-need the whole file at once, so the import rolls back and runs again staged.
+Python parses the next rows, and a file found malformed halfway still changes nothing
+(the transaction rolls back). Each batch's keys go to an unindexed temporary table; at the
+end one GROUP BY tells whether a key came back in a later batch (not needed when the
+batches arrived in ascending key order). Then "last row wins" and the inserted/updated/
+unchanged counts need the whole file at once: the import rolls back and runs again staged.
 
 Staged (SQLite, and that PostgreSQL rerun): phase 1 stages the whole file and changes
 nothing in the store; phase 2 upserts the staged rows with one INSERT ... SELECT ... ON
