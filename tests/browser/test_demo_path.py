@@ -229,7 +229,7 @@ def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minu
     delivery = delivery_of(campaign)
     assert delivery.status == DeliveryStatus.SUCCEEDED, delivery.error
     target = delivery.targets.select_related("treatment").get()
-    assert target.treatment_id == treatment.pk
+    assert target.treatment.treatment_id == treatment.pk  # the snapshot of Treatment A
     members = sandbox.audience_members(advertiser_id, target.audience_id)
     members = {kind: ids for kind, ids in members.items() if ids}
     print(f"launch → audience in the sandbox: {elapsed:.1f} s")  # noqa: T201
