@@ -85,7 +85,7 @@ def ensure_database(rebuild: bool) -> None:
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], check=True, cwd=ROOT
     )
     with psycopg.connect(f"{BASE}/{DB}", autocommit=True) as conn:
-        count = conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+        [count] = conn.execute("SELECT COUNT(*) FROM customers").fetchone() or [0]
         if rebuild or count != CUSTOMERS:
             print(f"generating {CUSTOMERS:,} customers ...", flush=True)
             conn.execute(GENERATE)
@@ -269,6 +269,7 @@ def delivery_once(workdir: Path) -> dict[str, float]:
             time.sleep(0.05)
         # The wall clock of the bench and the worker's sent_at are the same machine's.
         target = delivery.targets.get()
+        assert target.sent_at and delivery.snapshot_at and delivery.started_at
         lag = (timezone.now() - target.sent_at).total_seconds()
         wall = time.perf_counter() - launched - lag
         if delivery.status != DeliveryStatus.SUCCEEDED:

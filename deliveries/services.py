@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
@@ -699,7 +699,7 @@ def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
 
 
 def _send_batch(run: Run, target: DeliveryTarget, adapter: AudienceAdapter, batch: Batch) -> None:
-    action = "delete" if target.phase == TargetPhase.DELETE else "add"
+    action: Literal["add", "delete"] = "delete" if target.phase == TargetPhase.DELETE else "add"
     if batch.rows:
         adapter.send_members(target.id_schema, batch.rows, action)
     counted = "people_removed" if action == "delete" else "people_sent"

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, TypeVar
 
 from django.conf import settings
@@ -252,9 +253,7 @@ class AudienceAdapter:
         while True:
             result = self.call(
                 "listing audiences",
-                lambda p=page: self.client.list_audiences(
-                    self.advertiser_id, page=p, page_size=100
-                ),
+                partial(self.client.list_audiences, self.advertiser_id, page=page, page_size=100),
             )
             found += [
                 a

@@ -415,14 +415,14 @@ class TikTokClient:
                 f"TikTok answered {path} without a JSON envelope", request_id=request_id
             ) from None
         if code != 0:
-            exc = error_for_code(
+            error = error_for_code(
                 code,
                 str(envelope.get("message") or "no message"),
                 request_id=str(envelope.get("request_id") or request_id),
             )
-            if isinstance(exc, ReauthorizationRequired) and self._on_auth_error is not None:
-                self._on_auth_error(exc)
-            raise exc
+            if isinstance(error, ReauthorizationRequired) and self._on_auth_error is not None:
+                self._on_auth_error(error)
+            raise error
 
     def get_audiences(
         self, advertiser_id: str, audience_ids: Sequence[str]
