@@ -5,11 +5,14 @@ finished while the sandbox holds exactly the treatment's hashed ids."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Role
@@ -28,7 +31,7 @@ from tests.deliveries.conftest import (  # noqa: F401  (fixtures used by name)
 )
 from tests.factories import CustomerFactory, DeviceFactory, UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 DEMO_SECONDS = 60  # issue 7: "within a minute see the audience in the sandbox"
 
@@ -54,9 +57,13 @@ class BeatProcess(WorkerProcess):
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
@@ -114,6 +121,8 @@ def wait_for_htmx(page) -> None:
     )
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minute(
     page,
     live_server,
@@ -256,3 +265,36 @@ def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minu
     panel.get_by_role("link", name="Summary").click()
     expect(page.locator("body")).to_contain_text(target.audience_id)
     screenshot("demo-09-delivery-summary")
+
+
+def _panel(client, **campaign) -> str:
+    user = client.user
+    made = Campaign.objects.create(name="Panel", created_by=user, updated_by=user, **campaign)
+    response = client.get(reverse("deliveries:campaign_panel", args=[made.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_panel_of_a_scheduled_asap_campaign_polls_for_its_first_delivery(viewer_client):
+    html = _panel(
+        viewer_client,
+        status="scheduled",
+        timing_mode="one_time",
+        asap=True,
+        next_run_at=timezone.now(),
+    )
+    assert 'hx-trigger="every 2s"' in html and "No delivery yet" in html
+
+
+def test_the_panel_of_a_campaign_scheduled_for_later_does_not_poll(viewer_client):
+    later = timezone.now() + dt.timedelta(days=1)
+    html = _panel(
+        viewer_client, status="scheduled", timing_mode="one_time", run_at=later, next_run_at=later
+    )
+    assert 'hx-trigger="every' not in html
+
+
+def test_the_panel_refreshes_the_editor_only_when_it_shows_another_status(viewer_client):
+    html = _panel(viewer_client, status="delivered")
+    assert "!document.querySelector('#editor .cmp-status-delivered')" in html
+    assert "campaign:changed" in html  # the refreshed editor's counts are asked for again
