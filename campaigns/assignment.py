@@ -17,6 +17,10 @@ Public API (the delivery app relies on these names):
 
   ``treatment_id`` is NULL only while a group's splits do not reach 100 % (drafts).
 - ``audience_sql(campaign)`` and ``inclusion_sql`` / ``exclusion_sql``: the parts.
+- ``assignment_scan(campaign) -> AssignmentScan``: the same assignment as expressions over
+  one scan of ``customers c`` (for the live counts: every segment evaluated in one pass).
+  It selects existing customers only; otherwise it agrees with ``assignment_sql`` row for
+  row (tests/campaigns/test_counts.py checks it against it).
 - ``AssignmentError``: a segment or sub-audience cannot be compiled; ``problems`` maps
   "audience" / "exclusions" / "sub-audience <id>" to messages.
 
