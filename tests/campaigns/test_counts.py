@@ -323,3 +323,25 @@ def test_one_scan_of_customers_evaluates_every_visual_segment(user):
     campaign = build_campaign(user, first_match=True)
     sql = _counts_sql(assignment_scan(campaign)).sql
     assert sql.count("FROM customers") == 1 + 3  # the scan, plus the three SQL segments
+
+
+def test_all_matches_counts_with_the_most_sub_audiences(user, segment):
+    """59 groups plus Remaining: the membership bit mask needs 59 bits (bigint)."""
+    states = ["CA", "NY", "TX", "OR", "WA"]
+    for i, state in enumerate(states):
+        add_customers(state.lower(), 3 + i, state=state)
+    campaign = services.campaign_create(user=user, name="Many groups")
+    services.campaign_update_first_match(campaign=campaign, user=user, first_match_only=False)
+    services.campaign_update_audience(
+        campaign=campaign, user=user, segment_ids=[segment(*states).pk]
+    )
+    for i in range(59):
+        picked = [s for j, s in enumerate(states) if (i + 1) >> j & 1] or ["ZZ"]
+        services.sub_audience_add(campaign=campaign, user=user, name=f"G{i}",
+                                  kind=SubAudienceKind.CRITERIA,
+                                  definition=state_definition(*picked))  # fmt: skip
+    counts = campaign_counts(campaign)
+    rows = assignment(campaign)
+    assert counts.by_sub_audience == dict(Counter(r[1] for r in rows))
+    assert counts.by_treatment == dict(Counter(r[2] for r in rows if r[2] is not None))
+    assert counts.total == len({r[0] for r in rows}) == 3 + 4 + 5 + 6 + 7
