@@ -38,6 +38,15 @@ def test_viewers_read_but_cannot_change(segment, viewer_client):
     assert segment.name == "<b>Californians</b>"
 
 
+def test_viewers_see_the_editor_with_its_controls_disabled(segment, viewer_client, marketer_client):
+    url = reverse("segments:edit", args=[segment.pk])
+    viewer_page = viewer_client.get(url).content.decode()
+    assert 'class="seg-editor"' in viewer_page
+    assert "Viewers can read segments but not change them" in viewer_page
+    marketer_page = marketer_client.get(url).content.decode()
+    assert "Viewers can read segments but not change them" not in marketer_page
+
+
 def test_anonymous_users_are_sent_to_login(segment, client):
     response = client.get(reverse("segments:detail", args=[segment.pk]))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
