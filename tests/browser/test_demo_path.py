@@ -233,6 +233,7 @@ def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minu
     expect(page.locator(".cmp-status")).to_have_text("Delivered")  # the editor follows
     expect(page.locator("#unschedule")).to_have_count(0)
     expect(page.locator("#count-total")).to_have_text("40")
+    expect(page.locator("link[href*='deliveries.css']")).to_have_count(1)  # polls add none
     screenshot("demo-08-campaign-delivered")
 
     delivery = delivery_of(campaign)
@@ -298,3 +299,11 @@ def test_the_panel_refreshes_the_editor_only_when_it_shows_another_status(viewer
     html = _panel(viewer_client, status="delivered")
     assert "!document.querySelector('#editor .cmp-status-delivered')" in html
     assert "campaign:changed" in html  # the refreshed editor's counts are asked for again
+
+
+def test_the_panel_answer_is_the_panel_alone_so_each_poll_replaces_everything_it_added(
+    viewer_client,
+):
+    html = _panel(viewer_client, status="scheduled", timing_mode="one_time", asap=True).strip()
+    assert html.startswith('<div id="delivery-panel"') and html.endswith("</div>")
+    assert html.count("css/deliveries.css") == 1
