@@ -644,21 +644,24 @@ def timing_summary(c: Campaign) -> str:
     if c.timing_mode == TimingMode.ONE_TIME:
         if c.asap:
             return "one-time, as soon as possible"
-        when = timezone.localtime(c.run_at).strftime("%Y-%m-%d %H:%M %Z") if c.run_at else "?"
-        return f"one-time at {when}"
+        if not c.run_at:
+            return "one-time, date and time not chosen yet"
+        return f"one-time at {timezone.localtime(c.run_at).strftime('%Y-%m-%d %H:%M %Z')}"
     days = {0: "Mon", 1: "Tue", 2: "Wed", 3: "Thu", 4: "Fri", 5: "Sat", 6: "Sun"}
+    weekdays = ", ".join(days[d] for d in c.weekdays) or "(no day chosen)"
     cadence = {
         Cadence.DAILY: "daily",
-        Cadence.WEEKLY: "weekly on " + (", ".join(days[d] for d in c.weekdays) or "?"),
-        Cadence.MONTHLY: f"monthly on day {c.month_day or '?'}",
+        Cadence.WEEKLY: f"weekly on {weekdays}",
+        Cadence.MONTHLY: f"monthly on day {c.month_day or '(not chosen)'}",
     }[Cadence(c.cadence)]
-    at = c.time_of_day.strftime("%H:%M") if c.time_of_day else "?"
+    at = c.time_of_day.strftime("%H:%M") if c.time_of_day else "(time not chosen)"
     end = {
         EndMode.NEVER: "no end",
-        EndMode.ON_DATE: f"until {c.end_date or '?'}",
-        EndMode.AFTER_N: f"{c.end_count or '?'} deliveries",
+        EndMode.ON_DATE: f"until {c.end_date or '(date not chosen)'}",
+        EndMode.AFTER_N: f"{c.end_count or '(number not chosen)'} deliveries",
     }[EndMode(c.end_mode)]
-    return f"recurring {cadence} at {at} {c.timezone}, from {c.start_date or '?'}, {end}"
+    start = c.start_date or "(start not chosen)"
+    return f"recurring {cadence} at {at} {c.timezone}, from {start}, {end}"
 
 
 @transaction.atomic
