@@ -302,8 +302,8 @@ class WorkerProcess:
 def worker(settings, sandbox, tiktok_settings, tmp_path) -> Iterator[WorkerProcess]:
     if connection.vendor != "postgresql":
         pytest.skip(
-            "a worker process needs a database it can share with the test (pytest-django's "
-            "SQLite test database lives in memory); CI runs these on PostgreSQL"
+            "real-worker tests start their worker against PostgreSQL only (a second process "
+            "writing SQLite while the test holds it fights over the file lock); CI runs them"
         )
     queue = f"deliveries-test-{uuid.uuid4().hex[:8]}"
     settings.DELIVERY_QUEUE = queue
@@ -318,6 +318,7 @@ def worker(settings, sandbox, tiktok_settings, tmp_path) -> Iterator[WorkerProce
     env.update(
         DEBUG="true",
         DATABASE_URL=url,
+        DELIVERY_QUEUE=queue,
         VAR_DIR=str(settings.VAR_DIR),
         SECRET_KEY=settings.SECRET_KEY,
         FIELD_ENCRYPTION_KEYS=",".join(settings.FIELD_ENCRYPTION_KEYS),
