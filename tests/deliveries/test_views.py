@@ -64,6 +64,8 @@ def test_the_summary_page_shows_counts_per_treatment_and_destination(delivered, 
         assert target.audience_name in html and target.audience_id in html
     assert "Shrink" in html and "Expansion" in html and "Invalid values" in html
     assert "Assets → Audiences" in html
+    sent = sum(t.people_sent for t in delivered.targets.all())
+    assert f"acknowledged by TikTok: {sent:,} " in html
 
 
 def test_the_recipients_csv_lists_every_snapshot_row(delivered, marketer_client):
