@@ -109,23 +109,29 @@ def _call(
     access_token: str | None = None,
     params: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
+    raw_body: bytes | None = None,
     during_oauth: bool = False,
 ) -> dict[str, Any]:
+    """One TikTok request. ``raw_body`` is a JSON body already serialized (used instead of
+    ``body`` where building the Python objects would cost more than the request)."""
     headers = {}
+    if raw_body is not None:
+        headers["Content-Type"] = "application/json"
     if access_token is not None:
         headers["Access-Token"] = str(access_token)
     query = None
     if params is not None:
         # TikTok wants list parameters as JSON-encoded strings.
         query = {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+    payload: dict[str, Any] = {"json": body} if raw_body is None else {"data": raw_body}
     try:
         response = http_session().request(
             method,
             _url(base_url, path),
             params=query,
-            json=body,
             headers=headers,
             timeout=settings.TIKTOK_HTTP_TIMEOUT,
+            **payload,
         )
     except requests.Timeout:
         raise TransientError(
@@ -167,6 +173,13 @@ def _call(
         raise error_for_code(code, message, request_id=request_id, during_oauth=during_oauth)
     data = envelope.get("data")
     return data if isinstance(data, dict) else {}
+
+
+def _check_mapping(action: str, id_schema: Sequence[str]) -> None:
+    if action not in ("add", "delete"):
+        raise ValueError(f"action must be add or delete, not {action!r}")
+    if len(set(id_schema)) != len(id_schema) or not set(id_schema) <= set(ID_TYPES):
+        raise ValueError(f"bad id_schema {list(id_schema)!r}")
 
 
 def _str_list(value: Any) -> list[str]:
@@ -343,10 +356,7 @@ class TikTokClient:
         action: Literal["add", "delete"] = "add",
     ) -> None:
         """POST segment/mapping/: one row per person, positional to id_schema (None = absent)."""
-        if action not in ("add", "delete"):
-            raise ValueError(f"action must be add or delete, not {action!r}")
-        if len(set(id_schema)) != len(id_schema) or not set(id_schema) <= set(ID_TYPES):
-            raise ValueError(f"bad id_schema {list(id_schema)!r}")
+        _check_mapping(action, id_schema)
         ids = [str(a) for a in audience_ids]
         batch_data = []
         for row in rows:
@@ -375,54 +385,12 @@ class TikTokClient:
         JSON array per person, positional to id_schema, each id carrying its audience_ids
         (the delivery has the database write them). Python joins strings instead of
         building and encoding ~20,000 objects a request. Same errors as every call."""
-        if action not in ("add", "delete"):
-            raise ValueError(f"action must be add or delete, not {action!r}")
-        if len(set(id_schema)) != len(id_schema) or not set(id_schema) <= set(ID_TYPES):
-            raise ValueError(f"bad id_schema {list(id_schema)!r}")
+        _check_mapping(action, id_schema)
         head = json.dumps(
             {"advertiser_ids": [str(advertiser_id)], "action": action, "id_schema": list(id_schema)}
         )
         body = f'{head[:-1]}, "batch_data": [{",".join(batch_data)}]}}'.encode()
-        path = "segment/mapping"
-        try:
-            response = http_session().request(
-                "POST",
-                _url(self.base_url, path),
-                data=body,
-                headers={"Access-Token": str(self._token), "Content-Type": "application/json"},
-                timeout=settings.TIKTOK_HTTP_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(
-                f"{type(exc).__name__}: no answer or a dropped connection calling {path}"
-            ) from None
-        request_id = response.headers.get("X-Tt-Logid", "")
-        if response.status_code == 429:
-            raise RateLimitedError(f"HTTP 429 calling {path}", request_id=request_id)
-        if response.status_code == 404:
-            raise AppConfigurationError(
-                f"HTTP 404 calling {path}: check TIKTOK_API_BASE_URL", request_id=request_id
-            )
-        if response.status_code != 200:
-            raise TransientError(
-                f"HTTP {response.status_code} from TikTok calling {path}", request_id=request_id
-            )
-        try:
-            envelope = response.json()
-            code = int(envelope["code"])
-        except (ValueError, TypeError, KeyError):
-            raise TransientError(
-                f"TikTok answered {path} without a JSON envelope", request_id=request_id
-            ) from None
-        if code != 0:
-            error = error_for_code(
-                code,
-                str(envelope.get("message") or "no message"),
-                request_id=str(envelope.get("request_id") or request_id),
-            )
-            if isinstance(error, ReauthorizationRequired) and self._on_auth_error is not None:
-                self._on_auth_error(error)
-            raise error
+        self._call("POST", "segment/mapping", raw_body=body)
 
     def get_audiences(
         self, advertiser_id: str, audience_ids: Sequence[str]
