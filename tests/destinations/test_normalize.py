@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from destinations.tiktok.normalize import normalize, normalize_email, sha256_hex
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-VECTORS = SHARED / "testdata" / "normalization_vectors.csv"
+# A copy of the shared vectors kept in the project (tests/testdata/README.md says where from).
+VECTORS = Path(__file__).resolve().parents[1] / "testdata" / "normalization_vectors.csv"
 
 
 def _vectors() -> list[dict[str, str]]:
