@@ -61,6 +61,8 @@ MAX_SECTIONS = 30
 MAX_CONDITIONS = 100
 MAX_LIST_VALUES = 10_000
 MAX_TEXT = 500
+MAX_NUMBER = 10**15
+MAX_DECIMALS = 6
 UNITS = ("days", "months", "years")
 COMBINATORS = ("and", "or")
 
@@ -270,6 +272,9 @@ def _number(value: Any) -> Decimal:
         raise _Invalid(f"“{value}” is not a number.") from None
     if not number.is_finite():
         raise _Invalid(f"“{value}” is not a number.")
+    # Beyond these the databases overflow (SQLite integers, PostgreSQL numeric scale).
+    if abs(number) >= MAX_NUMBER or number.as_tuple().exponent < -MAX_DECIMALS:  # type: ignore[operator]
+        raise _Invalid(f"Enter a number below {MAX_NUMBER:,} with at most {MAX_DECIMALS} decimals.")
     return number
 
 
@@ -403,6 +408,11 @@ class _Compiler:
                 parts.append(self.condition(condition, alias))
             except _Invalid as exc:
                 self.ctx.errors.append(ConditionError(cpath, str(exc)))
+            except TypeError:
+                # A list or object where a name belongs (unhashable in the catalogue lookups).
+                self.ctx.errors.append(
+                    ConditionError(cpath, "This condition has a value of the wrong type.")
+                )
         return f" {combinator.upper()} ".join(f"({p})" for p in parts)
 
     def condition(self, condition: Any, alias: str) -> str:
@@ -451,19 +461,22 @@ class _Compiler:
             return f"({col} IS NULL OR {col} = '')"
         if op == "not_empty":
             return f"({col} IS NOT NULL AND {col} <> '')"
+        # Text comparisons ignore case ("gold" finds "Gold"): both sides through the
+        # database's LOWER, so SQLite and PostgreSQL each agree with themselves.
         if op in LIST_OPERATORS:
             values = _list(cond.get("value"), _text)
             self.p(values)
+            lowered = ", ".join(["LOWER(%s)"] * len(values))
             if op == "in":
-                return f"{col} IN ({_placeholders(values)})"
-            return f"({col} IS NULL OR {col} NOT IN ({_placeholders(values)}))"
+                return f"LOWER({col}) IN ({lowered})"
+            return f"({col} IS NULL OR LOWER({col}) NOT IN ({lowered}))"
         value = _text(cond.get("value"))
         if op == "is":
             self.p([value])
-            return f"{col} = %s"
+            return f"LOWER({col}) = LOWER(%s)"
         if op == "is_not":
             self.p([value])
-            return f"({col} IS NULL OR {col} <> %s)"
+            return f"({col} IS NULL OR LOWER({col}) <> LOWER(%s))"
         pattern = {
             "contains": _like(value),
             "not_contains": _like(value),
@@ -713,13 +726,15 @@ class _Compiler:
 def members_of(segment: Any, ctx: _Context) -> str:
     """The members SQL of a saved segment, compiled into `ctx` (params appended)."""
     if segment.kind == "sql":
-        from segments.sqlcheck import SqlSegmentError, check_sql
+        from segments.fence import SegmentQueryError, evaluate, members_query
+        from segments.sqlcheck import SqlSegmentError
 
         try:
-            checked = check_sql(segment.sql, vendor="postgresql" if ctx.dialect.pg else "sqlite")
+            return members_query(evaluate(segment.sql))
         except SqlSegmentError as exc:
             raise _Invalid(f"Segment “{segment.name}” has invalid SQL: {exc}") from None
-        return checked.members_sql
+        except SegmentQueryError as exc:
+            raise _Invalid(f"Segment “{segment.name}” cannot run: {exc}") from None
     sub = _Context(dialect=ctx.dialect, stack=(*ctx.stack, segment.pk))
     sql = _Compiler(sub).definition(segment.definition)
     if sub.errors or sql is None:
@@ -787,9 +802,9 @@ def segment_predicate(segment: Any, *, vendor: str | None = None) -> CompiledSQL
     """
     vendor = vendor or connection.vendor
     if segment.kind == "sql":
-        from segments.sqlcheck import check_sql
+        from segments.fence import evaluate, members_query
 
-        members = check_sql(segment.sql, vendor=vendor).members_sql
+        members = members_query(evaluate(segment.sql))
         return CompiledSQL(sql=f"COALESCE(c.customer_id IN ({members}), FALSE)", params=[])
     return definition_predicate(segment.definition, vendor=vendor, segment_id=segment.pk)
 

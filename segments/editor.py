@@ -24,7 +24,13 @@ from segments.compiler import (
     ConditionError,
     validate_definition,
 )
+from segments.inputs import InputRejected, check_definition_shape
 from segments.models import empty_definition
+from segments.pii import (
+    PRESENCE_OPERATORS,
+    RAW_IDENTIFIER_ATTRIBUTES,
+    segment_reads_raw_identifiers,
+)
 from segments.selectors import active_segments, customer_lists, picker_values
 
 MAX_DEFINITION_BYTES = 2_000_000
@@ -42,7 +48,8 @@ class EditorInputError(ValueError):
 
 
 def parse_definition(raw: str | None) -> dict:
-    """The definition posted by the editor's field; a clear error for anything else."""
+    """The definition posted by the editor's field; a clear error for anything else
+    (not JSON, not an object, nested too deeply, NUL characters, absurd numbers)."""
     if not raw:
         return empty_definition()
     if len(raw) > MAX_DEFINITION_BYTES:
@@ -51,8 +58,17 @@ def parse_definition(raw: str | None) -> dict:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise EditorInputError(f"The definition is not valid JSON: {exc.msg}.") from None
+    except RecursionError:
+        raise EditorInputError("The definition is nested too deeply.") from None
+    except ValueError:
+        # e.g. an integer literal longer than Python converts (4,300 digits)
+        raise EditorInputError("The definition holds a number that is too large.") from None
     if not isinstance(value, dict):
         raise EditorInputError("The definition must be a JSON object.")
+    try:
+        check_definition_shape(value)
+    except InputRejected as exc:
+        raise EditorInputError(str(exc)) from None
     return value
 
 
@@ -66,8 +82,13 @@ def _group(definition: dict, path: str) -> dict:
     return group
 
 
-def apply_op(definition: dict, op: str, path: str = "", kind: str = "") -> dict:
-    """Apply one structural edit; unknown paths raise EditorInputError."""
+def apply_op(
+    definition: dict, op: str, path: str = "", kind: str = "", *, restricted: bool = False
+) -> dict:
+    """Apply one structural edit; unknown paths raise EditorInputError.
+
+    For a restricted-PII user, conditions on raw identifiers fall back to "is not empty"
+    (the only kind they may save)."""
     result = copy.deepcopy(definition)
     result.setdefault("version", CURRENT_VERSION)
     result.setdefault("combinator", "and")
@@ -88,20 +109,29 @@ def apply_op(definition: dict, op: str, path: str = "", kind: str = "") -> dict:
             raise EditorInputError("Unknown editor action.")
     except (IndexError, KeyError, ValueError, TypeError, AttributeError):
         raise EditorInputError("That part of the definition does not exist any more.") from None
-    return _normalize(result)
+    return _normalize(result, restricted=restricted)
 
 
-def _normalize(definition: dict) -> dict:
+def _normalize(definition: dict, *, restricted: bool = False) -> dict:
     """Keep operators consistent with the chosen attribute / behaviour after a change."""
-    groups = list(definition.get("sections") or []) + [definition.get("exclusions") or {}]
+    sections = definition.get("sections")
+    groups = [*(sections if isinstance(sections, list) else []), definition.get("exclusions")]
     for group in groups:
-        for cond in group.get("conditions") or []:
+        for cond in _condition_list(group):
             if not isinstance(cond, dict):
                 continue
             if cond.get("type") == "attribute":
-                attr = ATTRIBUTES.get(cond.get("attribute", ""))
+                attr = _attribute(cond)
                 if attr and cond.get("operator") not in OPERATORS[attr.type]:
                     cond["operator"] = next(iter(OPERATORS[attr.type]))
+                    cond["value"], cond["value2"] = "", ""
+                if (
+                    restricted
+                    and attr
+                    and attr.key in RAW_IDENTIFIER_ATTRIBUTES
+                    and cond.get("operator") not in PRESENCE_OPERATORS
+                ):
+                    cond["operator"] = "not_empty"
                     cond["value"], cond["value2"] = "", ""
             if (
                 cond.get("type") == "purchase"
@@ -145,6 +175,12 @@ class Group:
     exclusions: bool = False
 
 
+def _attribute(cond: dict) -> Any:
+    """The catalogue entry a condition names, or None (also for names of the wrong type)."""
+    key = cond.get("attribute")
+    return ATTRIBUTES.get(key) if isinstance(key, str) else None
+
+
 def _value_kind(attr_type: str, op: str) -> str:
     if op in ("empty", "not_empty", "true", "false"):
         return "none"
@@ -161,7 +197,9 @@ def _date_parts(value: Any) -> dict:
     return {"mode": "date", "date": value or "", "unit": "days"}
 
 
-def _row(cond: Any, path: str, prefix: str, errors: dict[str, list[str]]) -> Row:
+def _row(
+    cond: Any, path: str, prefix: str, errors: dict[str, list[str]], restricted: bool = False
+) -> Row:
     cond = cond if isinstance(cond, dict) else {"type": "attribute"}
     row = Row(
         path=path,
@@ -173,10 +211,15 @@ def _row(cond: Any, path: str, prefix: str, errors: dict[str, list[str]]) -> Row
         ],
     )
     if row.type == "attribute":
-        attr = ATTRIBUTES.get(cond.get("attribute", ""))
+        attr = _attribute(cond)
         if attr:
             row.attr_type = attr.type
             row.operators = OPERATORS[attr.type]
+            if restricted and attr.key in RAW_IDENTIFIER_ATTRIBUTES:
+                # Restricted-PII users may only ask whether the identifier is there.
+                row.operators = {
+                    k: v for k, v in OPERATORS[attr.type].items() if k in PRESENCE_OPERATORS
+                }
             row.value_kind = _value_kind(attr.type, str(cond.get("operator")))
             if attr.picker:
                 row.picker = picker_values(attr.key)
@@ -199,8 +242,13 @@ def editor_context(
     prefix: str = "",
     segment_id: int | None = None,
     errors: list[ConditionError] | None = None,
+    restricted: bool = False,
 ) -> dict:
-    """Context for ``segments/editor.html``: pass it as ``editor`` when including it."""
+    """Context for ``segments/editor.html``: pass it as ``editor`` when including it.
+
+    ``restricted``: the user has restricted PII access, so raw-identifier conditions offer
+    only "is empty" / "is not empty" and segments that read raw identifiers are not offered.
+    """
     definition = copy.deepcopy(definition)
     if errors is None:
         errors = validate_definition(definition, segment_id=segment_id)
@@ -218,19 +266,20 @@ def editor_context(
                 label=f"Section {i + 1}",
                 combinator=str(section.get("combinator", "and")),
                 rows=[
-                    _row(c, f"sections.{i}.conditions.{j}", prefix, by_path)
-                    for j, c in enumerate(section.get("conditions") or [])
+                    _row(c, f"sections.{i}.conditions.{j}", prefix, by_path, restricted)
+                    for j, c in enumerate(_condition_list(section))
                 ],
             )
         )
-    exclusions = (definition.get("exclusions") if isinstance(definition, dict) else None) or {}
+    exclusions = definition.get("exclusions") if isinstance(definition, dict) else None
+    exclusions = exclusions if isinstance(exclusions, dict) else {}
     excluded = Group(
         path="exclusions",
         label="Exclusions",
         combinator=str(exclusions.get("combinator", "or")),
         rows=[
-            _row(c, f"exclusions.conditions.{j}", prefix, by_path)
-            for j, c in enumerate(exclusions.get("conditions") or [])
+            _row(c, f"exclusions.conditions.{j}", prefix, by_path, restricted)
+            for j, c in enumerate(_condition_list(exclusions))
         ],
         exclusions=True,
     )
@@ -253,7 +302,12 @@ def editor_context(
             k: v for k, v in OPERATORS["number"].items() if k in COMPARISONS or k == "between"
         },
         "order_filters": {key: (label, picker_values(key)) for key, label in ORDER_FILTERS.items()},
-        "segments": [s for s in active_segments() if s.pk != segment_id],
+        "segments": [
+            s
+            for s in active_segments()
+            if s.pk != segment_id and not (restricted and segment_reads_raw_identifiers(s))
+        ],
+        "restricted": restricted,
         "lists": list(customer_lists()),
         "units": ("days", "months", "years"),
         "segment_id": segment_id or "",
@@ -268,14 +322,39 @@ def _strip_view_keys(value: Any) -> Any:
     return value
 
 
+def _condition_list(group: Any) -> list:
+    """A group's conditions, or [] when the group or its conditions have the wrong type."""
+    conditions = group.get("conditions") if isinstance(group, dict) else None
+    return conditions if isinstance(conditions, list) else []
+
+
 def condition_paths(definition: Any) -> list[str]:
     """Every condition path of a definition (for out-of-band error slots)."""
     paths: list[str] = []
     if not isinstance(definition, dict):
         return paths
-    for i, section in enumerate(definition.get("sections") or []):
-        for j, _ in enumerate((section or {}).get("conditions") or []):
+    sections = definition.get("sections")
+    for i, section in enumerate(sections if isinstance(sections, list) else []):
+        for j, _ in enumerate(_condition_list(section)):
             paths.append(f"sections.{i}.conditions.{j}")
-    for j, _ in enumerate((definition.get("exclusions") or {}).get("conditions") or []):
+    for j, _ in enumerate(_condition_list(definition.get("exclusions"))):
         paths.append(f"exclusions.conditions.{j}")
     return paths
+
+
+def is_incomplete(definition: Any, path: str) -> bool:
+    """True when the condition at ``path`` (``sections.0.conditions.1``) still waits for
+    the value the person has not typed yet (a condition just added)."""
+    from segments.compiler import NO_VALUE_OPERATORS
+
+    node: Any = definition
+    try:
+        for part in path.split("."):
+            node = node[int(part)] if part.isdigit() else node[part]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if not isinstance(node, dict) or node.get("type") != "attribute":
+        return False
+    if node.get("operator") in NO_VALUE_OPERATORS:
+        return False
+    return node.get("value") in (None, "", [])

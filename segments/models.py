@@ -136,3 +136,40 @@ class CustomerListMember(models.Model):
 
     def __str__(self) -> str:
         return self.customer_id
+
+
+class SqlResult(models.Model):
+    """One evaluation of an SQL segment's query on the fenced connection (`segments.fence`).
+
+    The members live in `SqlResultMember`; everything else in the product (insights,
+    campaign counts, the delivery snapshot) reads that table instead of running the
+    person's SQL itself, so that SQL only ever runs where the database fences it.
+    """
+
+    sql_hash = models.CharField(max_length=64)
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "segments_sql_result"
+        indexes = [models.Index(fields=["sql_hash", "created_at"], name="segments_sqlres_hash_idx")]
+
+    def __str__(self) -> str:
+        return f"SQL result {self.pk} ({self.size} members)"
+
+
+class SqlResultMember(models.Model):
+    pk = models.CompositePrimaryKey("result_id", "customer_id")
+    # No cascade through the ORM (a result can hold millions of rows): `segments.fence`
+    # deletes members with one statement before their result. No database constraint
+    # either: on SQLite the fence's authorizer lets the evaluation read the store only.
+    result = models.ForeignKey(
+        SqlResult, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    customer_id = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "segments_sql_result_member"
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} in SQL result {self.result_id}"

@@ -1,36 +1,40 @@
-"""Running segment SQL safely: read-only, bounded in time, errors a person can read.
+"""Running the product's own segment SQL safely: read-only, bounded in time, errors a person
+can read.
+
+This runs SQL the product compiled (visual segments, campaign counts, insights over an SQL
+segment's evaluated members). A person's SQL never runs here: ``segments.fence`` evaluates
+it behind the database's own fence first.
 
 PostgreSQL: a transaction (a savepoint when one is already open) with
 ``SET LOCAL transaction_read_only = on`` and ``SET LOCAL statement_timeout``, always rolled
 back, so nothing the query does can persist and the settings never leak.
 SQLite: ``PRAGMA query_only`` plus a progress handler that interrupts the query after the
-timeout (SQLite has no statement timeout).
+timeout (SQLite has no statement timeout). Inside ``fence.live_queries`` the timeout is the
+short live one and a newer live query of the same person cancels this one.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
+from segments import fence
 from segments.compiler import CompiledSQL
+from segments.fence import SegmentQueryError
 
-
-class SegmentQueryError(Exception):
-    """The database refused or interrupted a segment query; the message says why."""
+__all__ = ["SegmentQueryError", "fetch_all", "fetch_one", "readonly_cursor", "stream_rows"]
 
 
 def timeout_ms() -> int:
-    return int(getattr(settings, "SEGMENT_QUERY_TIMEOUT_MS", 30_000))
+    return fence.timeout_ms()
 
 
 @contextmanager
 def readonly_cursor(timeout: int | None = None, *, chunked: bool = False) -> Iterator[Any]:
-    limit = timeout or timeout_ms()
+    limit = fence.timeout_ms(timeout)
     try:
         if connection.vendor == "postgresql":
             with transaction.atomic():
@@ -38,6 +42,8 @@ def readonly_cursor(timeout: int | None = None, *, chunked: bool = False) -> Ite
                     with connection.cursor() as cursor:
                         cursor.execute("SET LOCAL transaction_read_only = on")
                         cursor.execute(f"SET LOCAL statement_timeout = {int(limit)}")
+                        if tag := fence.live_tag():
+                            cursor.execute("SELECT set_config('application_name', %s, true)", [tag])
                     with connection.chunked_cursor() if chunked else connection.cursor() as cur:
                         yield cur
                 finally:
@@ -45,28 +51,21 @@ def readonly_cursor(timeout: int | None = None, *, chunked: bool = False) -> Ite
         else:
             connection.ensure_connection()
             raw = connection.connection
-            deadline = time.monotonic() + limit / 1000
-            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA query_only = ON")
             try:
-                with connection.cursor() as cur:
+                with fence.sqlite_guard(raw, limit, None), connection.cursor() as cur:
                     yield cur
             finally:
-                raw.set_progress_handler(None, 0)
                 with connection.cursor() as cursor:
                     cursor.execute("PRAGMA query_only = OFF")
     except DatabaseError as exc:
-        raise SegmentQueryError(_explain(exc, limit)) from exc
+        from segments.sql_errors import explain_database_error
 
-
-def _explain(exc: DatabaseError, limit: int) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "statement timeout" in text or "interrupted" in text:
-        return f"The query took longer than {limit / 1000:g} s and was stopped."
-    if "read-only" in text or "readonly" in text:
-        return "The query tried to change data; segments only read."
-    return f"The database refused the query: {text}"
+        message, line, column = explain_database_error(
+            exc, sql="", vendor=connection.vendor, timeout_ms=limit
+        )
+        raise SegmentQueryError(message, line, column) from exc
 
 
 def fetch_all(compiled: CompiledSQL, timeout: int | None = None) -> list[tuple]:

@@ -2,8 +2,9 @@
 
 - ``segment_members_sql(segment) -> CompiledSQL``: one column ``customer_id``, no
   duplicates, for visual segments (``SELECT c.customer_id FROM customers c WHERE ...``) and
-  SQL segments (the checked query wrapped by ``sqlcheck``). Raises
-  ``DefinitionError`` or ``SqlSegmentError`` when the segment is invalid.
+  SQL segments (their members as evaluated behind the database fence, ``segments.fence``).
+  Raises ``DefinitionError``, ``SqlSegmentError`` or ``SegmentQueryError`` when the segment
+  is invalid or cannot run.
 - ``definition_members_sql(definition) -> CompiledSQL``: the same for an inline definition
   (campaign sub-audiences with custom criteria).
 - ``segment_count(segment) -> int`` and ``count_members(compiled) -> int``: run read-only
@@ -17,13 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from segments.compiler import ORDER_FILTERS, CompiledSQL, compile_definition
+from segments.fence import evaluate, members_query
 from segments.models import CustomerList, Segment, SegmentKind, SegmentStatus
 from segments.runner import fetch_all, fetch_one
-from segments.sqlcheck import check_sql
 from segments.usage import Usage, segment_usages
 
 __all__ = [
@@ -50,8 +50,7 @@ SORTS = {
 
 def segment_members_sql(segment: Segment) -> CompiledSQL:
     if segment.kind == SegmentKind.SQL:
-        checked = check_sql(segment.sql, vendor=connection.vendor)
-        return CompiledSQL(sql=checked.members_sql, params=[])
+        return CompiledSQL(sql=members_query(evaluate(segment.sql)), params=[])
     return compile_definition(segment.definition, segment_id=segment.pk)
 
 

@@ -17,6 +17,7 @@ from segments.compiler import (
     compile_definition,
     inline_params,
 )
+from segments.inputs import InputRejected, check_definition_shape, check_text
 from segments.models import (
     CustomerList,
     CustomerListMember,
@@ -24,6 +25,12 @@ from segments.models import (
     SegmentKind,
     SegmentStatus,
     empty_definition,
+)
+from segments.pii import (
+    PiiRestricted,
+    require_may_author_definition,
+    require_may_author_sql,
+    segment_reads_raw_identifiers,
 )
 from segments.selectors import count_members, segment_members_sql
 from segments.sqlcheck import check_sql, to_sql_segment
@@ -38,6 +45,10 @@ class SegmentInUse(SegmentError):
     pass
 
 
+class SegmentInputError(SegmentError):
+    """Input of the wrong shape (too deep, NUL characters, absurd numbers)."""
+
+
 MAX_NAME = 200
 
 
@@ -47,7 +58,29 @@ def _clean_name(name: str) -> str:
         raise SegmentError("Give the segment a name.")
     if len(name) > MAX_NAME:
         raise SegmentError(f"A name may be at most {MAX_NAME} characters.")
-    return name
+    return _checked_text(name, what="name")
+
+
+def _checked_text(value: str, *, what: str) -> str:
+    try:
+        return check_text(value, what=what)
+    except InputRejected as exc:
+        raise SegmentInputError(str(exc)) from None
+
+
+def _check_authoring(
+    *, user: Any, kind: str, definition: Any = None, sql: str | None = None
+) -> None:
+    """Shape and PII rules for what a user writes into a segment, before anything runs."""
+    if kind == SegmentKind.SQL and sql is not None:
+        require_may_author_sql(user)
+        _checked_text(sql, what="SQL")
+    if definition is not None:
+        try:
+            check_definition_shape(definition)
+        except InputRejected as exc:
+            raise SegmentInputError(str(exc)) from None
+        require_may_author_definition(user, definition)
 
 
 def _record(segment: Segment, *, user: Any, change: str) -> None:
@@ -62,6 +95,15 @@ def _record(segment: Segment, *, user: Any, change: str) -> None:
         change=change[:200],
         created_by=user,
     )
+
+
+def _must_run(sql: str) -> None:
+    """An SQL segment is saved only if it runs: behind the fence, within the statement
+    timeout. Raises ``SegmentQueryError`` (a missing column, a type mismatch, too slow) with
+    the line and column, in a person's words."""
+    from segments.fence import evaluate
+
+    evaluate(sql)
 
 
 def _validate(segment: Segment) -> None:
@@ -84,6 +126,10 @@ def segment_create(
 ) -> Segment:
     if kind not in SegmentKind.values:
         raise SegmentError("Choose visual or SQL.")
+    if kind == SegmentKind.SQL:
+        require_may_author_sql(user)
+    _check_authoring(user=user, kind=kind, definition=definition, sql=sql)
+    description = _checked_text(description or "", what="description")
     segment = Segment(
         name=_clean_name(name),
         kind=kind,
@@ -95,6 +141,8 @@ def segment_create(
     )
     if definition is not None or sql:
         _validate(segment)
+    if sql and kind == SegmentKind.SQL:
+        _must_run(sql)
     segment.save()
     _record(segment, user=user, change="Created")
     return segment
@@ -112,6 +160,14 @@ def segment_update(
 ) -> Segment:
     """Save the editor: name, and the definition (visual) or the SQL (SQL segment)."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    _check_authoring(
+        user=user,
+        kind=segment.kind,
+        definition=definition if segment.kind == SegmentKind.VISUAL else None,
+        sql=sql,
+    )
+    if description is not None:
+        _checked_text(description, what="description")
     changes = []
     if name is not None and name.strip() != segment.name:
         segment.name = _clean_name(name)
@@ -127,6 +183,7 @@ def segment_update(
     if sql is not None and segment.kind == SegmentKind.SQL:
         check_sql(sql, vendor=connection.vendor)
         if sql != segment.sql:
+            _must_run(sql)
             segment.sql = sql
             changes.append("SQL")
     if not changes:
@@ -143,6 +200,10 @@ def segment_rename(*, segment: Segment, user: Any, name: str) -> Segment:
 
 @transaction.atomic
 def segment_duplicate(*, segment: Segment, user: Any) -> Segment:
+    if segment.kind == SegmentKind.SQL:
+        require_may_author_sql(user)
+    elif segment_reads_raw_identifiers(segment):
+        require_may_author_definition(user, segment.definition)
     copy = Segment.objects.create(
         name=f"{segment.name} (copy)"[:MAX_NAME],
         description=segment.description,
@@ -218,6 +279,7 @@ def segment_convert_to_sql(*, segment: Segment, user: Any) -> Segment:
     """A new Draft SQL segment holding the compiled SQL of a visual one, ready to edit."""
     if segment.kind != SegmentKind.VISUAL:
         raise SegmentError("This segment already is an SQL segment.")
+    require_may_author_sql(user)
     compiled = compile_definition(segment.definition, segment_id=segment.pk)
     if "segments_customer_list_member" in compiled.sql:
         raise SegmentError(
@@ -263,6 +325,7 @@ def customer_list_create(*, user: Any, name: str, file: IO[bytes]) -> CustomerLi
     name = (name or "").strip()[:200]
     if not name:
         raise SegmentError("Give the list a name.")
+    name = _checked_text(name, what="list name")
     try:
         text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
@@ -274,8 +337,8 @@ def customer_list_create(*, user: Any, name: str, file: IO[bytes]) -> CustomerLi
                 value = row[0].strip() if row else ""
                 if not value or (row_number == 1 and value.lower() in ("customer_id", "id")):
                     continue
-                if len(value) > 64:
-                    raise SegmentError(f"Line {row_number}: “{value[:20]}…” is not a customer id.")
+                if len(value) > 64 or "\x00" in value:
+                    raise SegmentError(f"Line {row_number} does not hold a customer id.")
                 batch.append(CustomerListMember(customer_list=customer_list, customer_id=value))
                 seen += 1
                 if seen > MAX_LIST_IDS:
@@ -296,14 +359,16 @@ def customer_list_create(*, user: Any, name: str, file: IO[bytes]) -> CustomerLi
             return customer_list
     except UnicodeDecodeError:
         raise SegmentError("The file is not UTF-8 text.") from None
-    except csv.Error as exc:
-        raise SegmentError(f"The file is not readable CSV: {exc}") from None
+    except csv.Error:
+        raise SegmentError("The file is not readable CSV.") from None
 
 
 __all__ = [
     "ConditionError",
+    "PiiRestricted",
     "SegmentError",
     "SegmentInUse",
+    "SegmentInputError",
     "customer_list_create",
     "segment_activate",
     "segment_convert_to_sql",

@@ -22,7 +22,6 @@ or trigger your own endpoint on the ``segments:changed`` event the editor fires 
 from __future__ import annotations
 
 import contextlib
-import csv
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,18 +38,31 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts.masking import masker_for
+from accounts.navigation import safe_next_url
 from accounts.permissions import marketer_required, viewer_required
-from segments import services
+from config import csvsafe
+from segments import fence, services
 from segments.compiler import CompiledSQL, DefinitionError, compile_definition, inline_params
 from segments.editor import (
     EditorInputError,
     apply_op,
     condition_paths,
     editor_context,
+    is_incomplete,
     parse_definition,
 )
+from segments.explain import explain_zero
+from segments.inputs import text_problem
 from segments.insights import MAX_COMPARE, breakdowns_for_sql, insights_for_sql, overlap_for
 from segments.models import Segment, SegmentKind
+from segments.pii import (
+    RESULTS_HIDDEN,
+    SQL_REFUSED,
+    PiiRestricted,
+    is_restricted,
+    require_may_author_definition,
+    segment_hides_results,
+)
 from segments.runner import SegmentQueryError, stream_rows
 from segments.selectors import (
     active_segments,
@@ -59,7 +71,7 @@ from segments.selectors import (
     segment_members_sql,
     segment_usages,
 )
-from segments.sqlcheck import SqlSegmentError, check_sql, to_sql_segment
+from segments.sqlcheck import SqlSegmentError, to_sql_segment
 
 TABLE_DOCS = [
     ("customers", "customer_id, given_name, surname, email, phone, street, city, state, "
@@ -69,6 +81,13 @@ TABLE_DOCS = [
     ("orders", "order_id, customer_id, ordered_at, channel ('web' | 'store' | 'app' | 'phone'), "
      "store, brand, product_name, product_category, quantity, amount, currency, is_return"),
 ]  # fmt: skip
+
+
+def _small_int(value: str | None) -> int | None:
+    """A positive id or number typed into a form, or None (also for anything huge)."""
+    if value and value.isascii() and value.isdecimal() and len(value) < 18:
+        return int(value)
+    return None
 
 
 def _get_segment(request: HttpRequest, pk: int, *, edit: bool = False) -> Segment:
@@ -90,7 +109,8 @@ def segment_list_view(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "-updated")
     page = Paginator(segment_list(query=query, sort=sort), 50).get_page(request.GET.get("page"))
     rows = [(s, segment_usages(s)) for s in page.object_list]
-    context = {"page": page, "rows": rows, "q": query, "sort": sort}
+    hidden = {s.pk for s in page.object_list if segment_hides_results(s, request.user)}
+    context = {"page": page, "rows": rows, "q": query, "sort": sort, "hidden": hidden}
     htmx = request.htmx  # type: ignore[attr-defined]
     template = "segments/list.html#table" if htmx else "segments/list.html"
     return render(request, template, context)
@@ -108,6 +128,13 @@ def segment_new(request: HttpRequest) -> HttpResponse:
         except services.SegmentError as exc:
             return render(
                 request, "segments/new.html", {"error": str(exc), "kind": kind}, status=400
+            )
+        except PiiRestricted as exc:
+            return render(
+                request,
+                "segments/new.html",
+                {"error": str(exc), "kind": SegmentKind.VISUAL},
+                status=403,
             )
         return redirect("segments:edit", pk=segment.pk)
     return render(request, "segments/new.html", {"kind": kind})
@@ -128,7 +155,7 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             if segment.kind == SegmentKind.VISUAL:
                 definition = parse_definition(request.POST.get("definition"))
-                services.segment_update(
+                segment = services.segment_update(
                     segment=segment,
                     user=request.user,
                     name=request.POST.get("name"),
@@ -136,24 +163,38 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 )
             else:
                 sql = request.POST.get("sql", "")
-                services.segment_update(
+                segment = services.segment_update(
                     segment=segment, user=request.user, name=request.POST.get("name"), sql=sql
                 )
-            _refresh_size(segment)
-            messages.success(request, f"Saved “{request.POST.get('name', segment.name)}”.")
+            # "Save and activate" activates what the person sees: the version just saved.
+            activate = request.POST.get("then") == "activate" and not segment.is_active
+            if activate:
+                segment = services.segment_activate(segment=segment, user=request.user)
+            _refresh_size(segment)  # the size of the saved version, not the one before
+            if activate:
+                messages.success(request, _activated(segment, request.user))
+            else:
+                messages.success(request, f"Saved “{segment.name}”.")
             return redirect("segments:edit", pk=segment.pk)
         except (EditorInputError, services.SegmentError) as exc:
             context["error"] = str(exc)
         except DefinitionError as exc:
             context["error"] = f"Not saved: {len(exc.errors)} condition(s) need fixing (marked)."
-        except SqlSegmentError as exc:
+        except (SqlSegmentError, SegmentQueryError) as exc:
             context["error"] = f"Not saved: {exc}"
             context["sql_error"] = exc
-        status = 400
+        except PiiRestricted as exc:
+            context["error"] = f"Not saved: {exc}"
+            status = 403
+        status = status if status != 200 else 400
+    restricted = is_restricted(request.user)
     context["sql"] = sql
+    context["sql_locked"] = segment.kind == SegmentKind.SQL and restricted
     if segment.kind == SegmentKind.VISUAL:
         context["editor"] = editor_context(
-            definition if isinstance(definition, dict) else {}, segment_id=segment.pk
+            definition if isinstance(definition, dict) else {},
+            segment_id=segment.pk,
+            restricted=restricted,
         )
     return render(request, "segments/edit.html", context, status=status)
 
@@ -167,19 +208,22 @@ def editor_op(request: HttpRequest) -> HttpResponse:
     segment_id = request.POST.get("segment_id")
     try:
         definition = parse_definition(request.POST.get(field_name))
+        restricted = is_restricted(request.user)
         definition = apply_op(
             definition,
             request.POST.get("op", "refresh"),
             request.POST.get("path", ""),
             request.POST.get("kind", ""),
+            restricted=restricted,
         )
     except EditorInputError as exc:
-        return HttpResponse(str(exc), status=400)
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     editor = editor_context(
         definition,
         field_name=field_name,
         prefix=prefix,
-        segment_id=int(segment_id) if segment_id and segment_id.isdigit() else None,
+        segment_id=_small_int(segment_id),
+        restricted=restricted,
     )
     response = render(request, "segments/editor.html", {"editor": editor})
     return trigger_client_event(response, "segments:changed", after="settle")
@@ -187,35 +231,66 @@ def editor_op(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @viewer_required
+@fence.live_view
 def insights_view(request: HttpRequest) -> HttpResponse:
     """Live insights for the posted definition (visual) or SQL; marks invalid conditions."""
     field_name = request.POST.get("field", "definition")[:100]
     prefix = request.POST.get("prefix", "")[:50]
     segment_id = request.POST.get("segment_id", "")
     context: dict[str, Any] = {"prefix": prefix, "oob": []}
+    if "sql" in request.POST:
+        # Ad hoc SQL runs only for the roles that may write it.
+        refused = None
+        if not request.user.can_edit:  # type: ignore[union-attr]
+            refused = "Previewing SQL is for roles that may edit segments."
+        elif is_restricted(request.user):
+            refused = SQL_REFUSED
+        if refused:
+            context["error"] = refused
+            return render(request, "segments/insights.html", context, status=403)
+        problem = text_problem(request.POST["sql"])
+        if problem:
+            context["error"] = f"The SQL {problem}; remove it and try again."
+            return render(request, "segments/insights.html", context, status=400)
     try:
         if "sql" in request.POST:
-            checked = check_sql(request.POST["sql"], vendor=connection.vendor)
-            compiled = CompiledSQL(checked.members_sql, [])
+            # The person's SQL runs only behind the database fence (segments.fence).
+            compiled = CompiledSQL(fence.members_query(fence.evaluate(request.POST["sql"])), [])
         else:
             definition = parse_definition(request.POST.get(field_name))
             try:
-                compiled = compile_definition(
-                    definition, segment_id=int(segment_id) if segment_id.isdigit() else None
-                )
+                require_may_author_definition(request.user, definition)
+            except PiiRestricted as exc:
+                context["error"] = str(exc)
+                return render(request, "segments/insights.html", context, status=403)
+            try:
+                compiled = compile_definition(definition, segment_id=_small_int(segment_id))
                 errors: dict[str, list[str]] = {}
             except DefinitionError as exc:
                 compiled, errors = None, {}
                 for e in exc.errors:
                     errors.setdefault(e.path, []).append(e.message)
-                context["error"] = f"{len(exc.errors)} condition(s) need fixing."
+                # A condition still waiting for its value is not an error yet: it is not
+                # flagged, and the counts shown before it was added stay on screen.
+                for path in [p for p in errors if is_incomplete(definition, p)]:
+                    del errors[path]
+                context["keep_previous"] = True
+                if errors:
+                    context["error"] = f"{len(errors)} condition(s) need fixing."
+                else:
+                    context["note"] = "Finish the new condition to update the counts."
             context["oob"] = [
                 (f"{prefix}{p.replace('.', '-')}", errors.get(p, []))
                 for p in condition_paths(definition)
             ]
         if compiled is not None:
             context["insights"] = insights_for_sql(compiled)
-    except (EditorInputError, SqlSegmentError, SegmentQueryError) as exc:
+            if context["insights"].unique == 0 and "sql" not in request.POST:
+                context["zero"] = explain_zero(definition, segment_id=_small_int(segment_id))
+    except EditorInputError as exc:
+        context["error"] = str(exc)
+        return render(request, "segments/insights.html", context, status=400)
+    except (SqlSegmentError, SegmentQueryError) as exc:
         context["error"] = str(exc)
         context["sql_error"] = exc if isinstance(exc, SqlSegmentError) else None
     return render(request, "segments/insights.html", context)
@@ -229,6 +304,10 @@ def insights_view(request: HttpRequest) -> HttpResponse:
 def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     segment = _get_segment(request, pk)
     context: dict[str, Any] = {"segment": segment, "usages": segment_usages(segment)}
+    context["others"] = active_segments().exclude(pk=segment.pk)[:200]
+    if segment_hides_results(segment, request.user):
+        context["results_hidden"] = RESULTS_HIDDEN
+        return render(request, "segments/detail.html", context)
     try:
         compiled = segment_members_sql(segment)
         context["insights"] = insights_for_sql(compiled)
@@ -239,7 +318,6 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except (DefinitionError, SqlSegmentError, SegmentQueryError) as exc:
         context["error"] = str(exc)
-    context["others"] = active_segments().exclude(pk=segment.pk)[:200]
     return render(request, "segments/detail.html", context)
 
 
@@ -247,6 +325,10 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @viewer_required
 def segment_breakdowns(request: HttpRequest, pk: int) -> HttpResponse:
     segment = _get_segment(request, pk)
+    if segment_hides_results(segment, request.user):
+        return render(
+            request, "segments/detail.html#charts", {"charts_error": RESULTS_HIDDEN}, status=403
+        )
     try:
         breakdowns = breakdowns_for_sql(segment_members_sql(segment))
         return render(request, "segments/detail.html#charts", {"breakdowns": breakdowns})
@@ -260,6 +342,13 @@ def _refresh_size(segment: Segment) -> None:
         services.segment_refresh_count(segment=segment)
 
 
+def _activated(segment: Segment, user: Any) -> str:
+    """The confirmation after activation, with the size of what became Active."""
+    if segment.last_count is None or segment_hides_results(segment, user):
+        return f"“{segment.name}” is Active."
+    return f"“{segment.name}” is Active with {segment.last_count:,} customers."
+
+
 def _action_done(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]
 
@@ -268,9 +357,9 @@ def _action_done(request: HttpRequest, url: str) -> HttpResponse:
 @marketer_required
 def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     segment = _get_segment(request, pk, edit=True)
-    back = request.POST.get("next") or reverse("segments:detail", args=[segment.pk])
-    if not back.startswith("/"):
-        back = reverse("segments:detail", args=[segment.pk])
+    back = safe_next_url(
+        request, request.POST.get("next"), reverse("segments:detail", args=[segment.pk])
+    )
     user = request.user
     try:
         if action == "rename":
@@ -286,9 +375,9 @@ def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             messages.success(request, f"Deleted “{name}”.")
             back = reverse("segments:list")
         elif action == "activate":
-            services.segment_activate(segment=segment, user=user)
+            segment = services.segment_activate(segment=segment, user=user)
             _refresh_size(segment)
-            messages.success(request, f"“{segment.name}” is Active.")
+            messages.success(request, _activated(segment, user))
         elif action == "deactivate":
             services.segment_deactivate(segment=segment, user=user)
             messages.success(request, f"“{segment.name}” is back to Draft.")
@@ -298,9 +387,12 @@ def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             back = reverse("segments:edit", args=[copy.pk])
         elif action == "refresh":
             count = services.segment_refresh_count(segment=segment)
-            messages.success(request, f"{count:,} customers.")
+            if segment_hides_results(segment, user):
+                messages.success(request, "Refreshed the size.")
+            else:
+                messages.success(request, f"{count:,} customers.")
         elif action == "restore":
-            number = int(request.POST.get("number", "0") or 0)
+            number = _small_int(request.POST.get("number")) or 0
             services.segment_restore_version(segment=segment, user=user, number=number)
             messages.success(request, f"Restored version {number}.")
         else:
@@ -322,13 +414,17 @@ def segment_history(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @viewer_required  # type: ignore[arg-type]
-def segment_members_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def segment_members_csv(request: HttpRequest, pk: int) -> HttpResponse:
     """Members as CSV, streamed from a server-side cursor; masked for restricted-PII users."""
     segment = _get_segment(request, pk)
+    if segment_hides_results(segment, request.user):
+        raise PermissionDenied(RESULTS_HIDDEN)
     try:
         members = segment_members_sql(segment)
-    except (DefinitionError, SqlSegmentError) as exc:
-        raise Http404(f"This segment cannot be evaluated: {exc}") from None
+    except (DefinitionError, SqlSegmentError, SegmentQueryError) as exc:
+        # Back to the segment with the reason (in a person's words, without data).
+        messages.error(request, f"The members cannot be downloaded: {exc}")
+        return redirect("segments:detail", pk=segment.pk)
     mask = masker_for(request.user)
     compiled = CompiledSQL(
         "SELECT c.customer_id, c.given_name, c.surname, c.email, c.phone FROM customers c "
@@ -336,12 +432,8 @@ def segment_members_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
         members.params,
     )
 
-    class Echo:
-        def write(self, value: str) -> str:
-            return value
-
     def rows() -> Iterator[str]:
-        writer = csv.writer(Echo())
+        writer = csvsafe.writer(csvsafe.Echo())
         yield writer.writerow(["customer_id", "given_name", "surname", "email", "phone"])
         for customer_id, given, surname, email, phone in stream_rows(compiled):
             yield writer.writerow(
@@ -357,13 +449,20 @@ def segment_members_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @require_GET
 @viewer_required
 def segment_compare(request: HttpRequest) -> HttpResponse:
-    ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()][:MAX_COMPARE]
+    ids = [n for n in map(_small_int, request.GET.getlist("ids")) if n][:MAX_COMPARE]
     context: dict[str, Any] = {"all": Segment.objects.order_by("name")[:500], "ids": ids}
     if len(request.GET.getlist("ids")) > MAX_COMPARE:
         context["error"] = (
             f"Compare at most {MAX_COMPARE} segments; the first {MAX_COMPARE} are shown."
         )
     chosen = {s.pk: s for s in Segment.objects.filter(pk__in=ids)}
+    hidden = [s for s in chosen.values() if segment_hides_results(s, request.user)]
+    if hidden:
+        chosen = {pk: s for pk, s in chosen.items() if s not in hidden}
+        context["hidden_note"] = (
+            "Left out, because they read raw emails, phones or device ids and your account "
+            "has restricted PII access: " + ", ".join(sorted(s.name for s in hidden)) + "."
+        )
     items = []
     try:
         for i in ids:

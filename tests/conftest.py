@@ -9,6 +9,16 @@ from tests.factories import UserFactory
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.browser"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_fenced_connections(django_db_setup, django_db_blocker):
+    """SQL segments run on a PostgreSQL login of their own (segments.fence); close those
+    connections before pytest-django drops the test database."""
+    yield
+    from segments.fence import close_connections
+
+    close_connections()
+
+
 @pytest.fixture
 def make_client(db):
     """A logged-in test client for a new user with the given role."""

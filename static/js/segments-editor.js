@@ -82,5 +82,22 @@
     if (editor) event.detail.parameters[editor.dataset.field] = serialize(editor);
   });
 
+  // While a condition is incomplete or needs fixing, the insights answer carries
+  // <template data-keep-previous>: the counts already on screen stay, marked as such.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    const body = event.detail.serverResponse || "";
+    if (!target || body.indexOf("data-keep-previous") === -1) return;
+    const previous = target.querySelector("[data-counts]");
+    if (!previous) return;
+    const kept = previous.cloneNode(true);
+    kept.classList.add("seg-stale");
+    kept.setAttribute("title", "Counts of the last complete conditions");
+    event.detail.serverResponse = body.replace(
+      /<template data-keep-previous><\/template>/,
+      kept.outerHTML
+    );
+  });
+
   window.segmentsEditor = { serialize: serialize };
 })();

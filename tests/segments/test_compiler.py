@@ -188,6 +188,7 @@ def test_in_another_active_segment_and_not_in(people, run):
     assert run(one_section({**in_gold, "operator": "not_in"})) == {"bob", "cat", "eve"}
 
 
+@pytest.mark.django_db(transaction=True)  # SQL segments run on their own login (segments.fence)
 def test_in_an_sql_segment(people, run):
     from segments.models import Segment
 
@@ -294,3 +295,23 @@ def test_values_never_reach_the_sql_text(db):
     compiled = compile_definition(one_section(attr("state", "is", evil)))
     assert evil not in compiled.sql
     assert compiled.params == [evil]
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "keep"),
+    [
+        ("is", "gold", lambda tier: tier.lower() == "gold"),
+        ("is", "GOLD", lambda tier: tier.lower() == "gold"),
+        ("is_not", "gOLD", lambda tier: tier.lower() != "gold"),
+        ("in", ["silver", "GOLD"], lambda tier: tier.lower() in ("silver", "gold")),
+        ("not_in", ["sIlVeR"], lambda tier: tier.lower() != "silver"),
+        ("contains", "OL", lambda tier: "ol" in tier.lower()),
+        ("starts_with", "g", lambda tier: tier.lower().startswith("g")),
+    ],
+)
+def test_text_comparisons_ignore_case(people, run, operator, value, keep):
+    from customers.models import Customer
+
+    expected = {c.customer_id for c in Customer.objects.all() if keep(c.loyalty_tier or "")}
+    assert expected  # the fixture has tiers written in mixed case
+    assert run(one_section(attr("loyalty_tier", operator, value))) == expected

@@ -108,6 +108,7 @@ def test_an_invalid_definition_is_not_saved_and_is_marked(segment, marketer_clie
     assert response.status_code == 400 and "not valid JSON" in response.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)  # SQL segments run on their own login (segments.fence)
 def test_sql_segment_errors_show_line_and_column(people, marketer_client):
     sql_segment = segment_create(user=marketer_client.user, name="By SQL", kind=SegmentKind.SQL)
     response = marketer_client.post(
@@ -192,7 +193,7 @@ def test_editor_actions_add_and_remove_conditions(people, marketer_client):
     assert response.status_code == 400
 
 
-def test_live_insights_count_and_mark_invalid_conditions(people, viewer_client):
+def test_live_insights_count_and_mark_invalid_conditions(people, viewer_client, marketer_client):
     definition = one_section(attr("state", "is", "CA"))
     response = viewer_client.post(
         reverse("segments:insights"), {"definition": json.dumps(definition)}
@@ -204,7 +205,9 @@ def test_live_insights_count_and_mark_invalid_conditions(people, viewer_client):
         reverse("segments:insights"), {"definition": json.dumps(bad)}
     ).content.decode()
     assert 'id="err-sections-0-conditions-1"' in body and "is not a date" in body
-    body = viewer_client.post(
+    refused = viewer_client.post(reverse("segments:insights"), {"sql": "DELETE FROM customers"})
+    assert refused.status_code == 403  # viewers run no ad hoc SQL
+    body = marketer_client.post(
         reverse("segments:insights"), {"sql": "DELETE FROM customers"}
     ).content.decode()
     assert "read-only SELECT" in body
@@ -219,6 +222,7 @@ def test_detail_shows_insights_sql_and_charts(segment, viewer_client):
     assert "<svg" in charts
 
 
+@pytest.mark.django_db(transaction=True)  # SQL segments run on their own login (segments.fence)
 def test_convert_to_sql_makes_an_equivalent_editable_sql_segment(segment, marketer_client):
     from segments.selectors import segment_count
 
