@@ -1,17 +1,18 @@
-"""The main navigation and the app-wide banners, shared by every page.
+"""The main navigation and the app-wide banners, shared by every page (one context
+processor, ``nav_and_banners``).
 
-Apps register their entries here rather than in the template, so the menu shows only
-what the current user may open.
+The menu shows only what the current user may open; Notifications carries the unread
+count as a badge. The one app-wide banner is the operators' "reauthorize TikTok" warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.models import Role
 
@@ -29,13 +30,14 @@ NAV: list[NavItem] = [
     NavItem("Destinations", "destinations:list", Role.VIEWER),
     NavItem("Data", "customers:overview", Role.VIEWER),
     NavItem("Settings", "accounts:settings", Role.VIEWER),
+    NavItem("Notifications", "notifications:list", Role.VIEWER),
 ]
-
-# Callables (request) -> list of {"level", "html"} dicts; apps append to this at import.
-BANNER_PROVIDERS: list[Callable[[HttpRequest], list[dict[str, Any]]]] = []
 
 
 def nav_and_banners(request: HttpRequest) -> dict[str, Any]:
+    from destinations.banners import reauthorize_banner
+    from notifications.selectors import unread_count
+
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "app_banners": []}
@@ -43,12 +45,32 @@ def nav_and_banners(request: HttpRequest) -> dict[str, Any]:
     for item in NAV:
         if not user.has_role(item.role):
             continue
-        try:
-            url = reverse(item.url_name)
-        except NoReverseMatch:
-            continue  # that app's pages are not installed in this build
-        items.append({"label": item.label, "url": url, "active": request.path.startswith(url)})
-    banners: list[dict[str, Any]] = []
-    for provider in BANNER_PROVIDERS:
-        banners.extend(provider(request))
-    return {"nav_items": items, "app_banners": banners}
+        url = reverse(item.url_name)
+        entry: dict[str, Any] = {
+            "label": item.label,
+            "url": url,
+            "active": request.path.startswith(url),
+        }
+        if item.url_name == "notifications:list":
+            entry["badge"] = unread_count(user)
+        items.append(entry)
+    return {"nav_items": items, "app_banners": reauthorize_banner(request)}
+
+
+def safe_next_url(request: HttpRequest, candidate: str | None, default: str) -> str:
+    """`candidate` when it is a path on this site, `default` otherwise.
+
+    Only relative paths ("/segments/3/") are followed: an absolute URL, a scheme-relative
+    "//host" or backslash trick, or anything else that could leave the site (an open
+    redirect a phishing link could use) falls back to `default`.
+    """
+    if (
+        candidate
+        and candidate.startswith("/")
+        and candidate.isprintable()  # no control characters: they cannot go in a header
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts=None, require_https=request.is_secure()
+        )
+    ):
+        return candidate
+    return default

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts import views
+from destinations import views as destination_views
 
 app_name = "accounts"
 
@@ -15,6 +16,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/connections/", destination_views.connections, name="connections"),
     path("settings/users/add/", views.user_add, name="user_add"),
     path("settings/users/<int:pk>/", views.user_edit, name="user_edit"),
 ]

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import UserAccessForm, UserCreateForm
@@ -18,7 +21,34 @@ from accounts.services import user_create, user_update_access
 def home(request: HttpRequest) -> HttpResponse:
     from customers.selectors import store_totals
 
-    return render(request, "home.html", {"totals": store_totals()})
+    totals = store_totals()
+    return render(request, "home.html", {"totals": totals, "next_steps": _next_steps(totals)})
+
+
+def _next_steps(totals: Any) -> list[dict[str, Any]]:
+    """The path from data to an audience in TikTok, each step marked done or not; the first
+    one not done is what to do next."""
+    from campaigns.models import Campaign, CampaignStatus
+    from destinations.selectors import destinations_usable
+    from segments.selectors import active_segments
+
+    campaigns = Campaign.objects.exclude(status=CampaignStatus.ARCHIVED)
+    steps = [
+        ("Import customers, devices and orders", "customers:overview", totals["customers"] > 0),
+        ("Build a segment and activate it", "segments:list", active_segments().exists()),
+        ("Connect TikTok Ads (operators)", "destinations:list", destinations_usable().exists()),
+        ("Compose a campaign from your segments", "campaigns:list", campaigns.exists()),
+        (
+            "Schedule it: the audience is sent to TikTok",
+            "campaigns:list",
+            campaigns.exclude(status=CampaignStatus.DRAFT).exists(),
+        ),
+    ]
+    first_open = next((i for i, (_l, _u, done) in enumerate(steps) if not done), None)
+    return [
+        {"label": label, "url": reverse(url), "done": done, "next": i == first_open}
+        for i, (label, url, done) in enumerate(steps)
+    ]
 
 
 @require_GET
@@ -65,4 +95,7 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Access for {target.username} updated.")
             return redirect("accounts:settings")
-    return render(request, "accounts/user_edit.html", {"target": target, "form": form})
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "accounts/user_edit.html", {"target": target, "form": form}, status=status
+    )

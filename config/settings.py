@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -50,6 +53,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
+    "axes",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -77,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -94,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
             ],
+            "builtins": ["accounts.templatetags.when"],
         },
     },
 ]
@@ -119,12 +126,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # connection each, as in production, instead of sharing one (which can deadlock SQLite).
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# A persistent connection the database dropped (restart, failover) is replaced, not used.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username
+# from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES. Locking the pair, not
+# the username alone, keeps a stranger from locking a colleague out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "accounts.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failed attempts are kept; successful sign-ins are not logged
+AXES_VERBOSE = False  # no start-up banner in every command's output
+# Reverse proxies in front of the app that append to X-Forwarded-For: 0 uses the connection's
+# address; behind one proxy (docker compose behind nginx, say) set 1.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_address"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,8 +183,43 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+_secure_cookies = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _secure_cookies)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _secure_cookies)
+
+# HTTPS. Behind a TLS-terminating proxy, name the header it sets to "https" on secure
+# requests (e.g. X-Forwarded-Proto) so redirects and the OAuth callback URL are https. Only
+# set it when the proxy always sets or overwrites that header: a client could send it too.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    if not re.fullmatch(r"[A-Za-z0-9-_]+", _proxy_ssl_header):
+        raise ConfigError(
+            "SECURE_PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, "
+            f"got {_proxy_ssl_header!r}"
+        )
+    _meta_name = _proxy_ssl_header.upper().replace("-", "_")
+    if not _meta_name.startswith("HTTP_"):
+        _meta_name = f"HTTP_{_meta_name}"
+    SECURE_PROXY_SSL_HEADER = (_meta_name, "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = env_bool("SECURE_CONTENT_TYPE_NOSNIFF", True)
+X_FRAME_OPTIONS = env_choice("X_FRAME_OPTIONS", "DENY", {"DENY", "SAMEORIGIN"})
+SECURE_REFERRER_POLICY = env_choice(
+    "SECURE_REFERRER_POLICY",
+    "same-origin",
+    {
+        "no-referrer",
+        "no-referrer-when-downgrade",
+        "origin",
+        "origin-when-cross-origin",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+    },
+)
 
 # Email: notifications go out through these. Development writes messages to var/mail.
 EMAIL_BACKEND = env_str(
@@ -189,6 +252,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
+    # kombu warns "No hostname was supplied" on every connection to a URL without one.
+    CELERY_BROKER_URL = "filesystem://localhost/"
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://")):
     raise ConfigError(
         f"CELERY_BROKER_URL must start with redis://, rediss://, amqp:// or filesystem://, "
@@ -217,6 +282,10 @@ DELIVERY_BACKOFF_BASE_SECONDS = env_int("DELIVERY_BACKOFF_BASE_MS", 500, minimum
 DELIVERY_BACKOFF_MAX_SECONDS = env_int("DELIVERY_BACKOFF_MAX_SECONDS", 30, minimum=1)
 DELIVERY_RATE_LIMIT_PATIENCE_SECONDS = env_int("DELIVERY_RATE_LIMIT_PATIENCE_S", 600, minimum=1)
 DELIVERY_POLL_HOURS = env_int("DELIVERY_POLL_HOURS", 72, minimum=1)
+CELERY_BEAT_SCHEDULE["segments-delete-old-sql-results"] = {
+    "task": "segments.tasks.delete_old_sql_results",
+    "schedule": 3600,
+}
 CELERY_BEAT_SCHEDULE["deliveries-schedule"] = {
     "task": "deliveries.tasks.schedule_deliveries",
     "schedule": DELIVERY_SCHEDULER_SECONDS,
@@ -252,6 +321,18 @@ TIKTOK_API_BASE_URL = env_str(
 TIKTOK_AUTH_URL = env_str("TIKTOK_AUTH_URL", "https://business-api.tiktok.com/portal/auth")
 TIKTOK_BATCH_SIZE = env_int("TIKTOK_BATCH_SIZE", 10_000, minimum=1)
 TIKTOK_HTTP_TIMEOUT = env_int("TIKTOK_HTTP_TIMEOUT", 30, minimum=1)
+# The OAuth callback URL as registered with TikTok. Empty: built from the request (https
+# behind a proxy once SECURE_PROXY_SSL_HEADER is set).
+TIKTOK_REDIRECT_URI = env_str("TIKTOK_REDIRECT_URI")
+if TIKTOK_REDIRECT_URI:
+    _redirect = urlsplit(TIKTOK_REDIRECT_URI)
+    if _redirect.scheme not in ("https", "http") or not _redirect.netloc:
+        raise ConfigError(
+            "TIKTOK_REDIRECT_URI must be an absolute URL such as https://audiences.example.com"
+            f"/destinations/tiktok/callback/, got {TIKTOK_REDIRECT_URI!r}"
+        )
+    if _redirect.scheme != "https" and not DEBUG:
+        raise ConfigError("TIKTOK_REDIRECT_URI must start with https:// in production")
 
 # Phones without a country are parsed with this region (ISO 3166 alpha-2).
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "US").upper()
@@ -262,16 +343,46 @@ if len(DEFAULT_PHONE_REGION) != 2 or not DEFAULT_PHONE_REGION.isalpha():
 
 # Segments: statement timeout for counts, insights and SQL segments (read-only transactions).
 SEGMENT_QUERY_TIMEOUT_MS = env_int("SEGMENT_QUERY_TIMEOUT_MS", 30_000, minimum=100)
+# Live previews (the editor's insights): a short timeout, one running query per person.
+SEGMENT_LIVE_TIMEOUT_MS = env_int("SEGMENT_LIVE_TIMEOUT_MS", 5_000, minimum=100)
+# SQL segments run as their own PostgreSQL login that can only read the customer store
+# (segments.fence; `manage.py segment_role` creates it). Ignored on SQLite.
+SEGMENT_DB_USER = env_str("SEGMENT_DB_USER", "segment_reader")
+SEGMENT_DB_PASSWORD = env_str("SEGMENT_DB_PASSWORD")
+# Pages reuse an evaluation of the same SQL segment this long; deliveries always run it again.
+SEGMENT_SQL_REUSE_SECONDS = env_int("SEGMENT_SQL_REUSE_SECONDS", 30, minimum=0)
 
 # CSV import: processes that validate and normalize rows of big files (0 = in-process).
 IMPORT_WORKERS = env_int("IMPORT_WORKERS", min(os.cpu_count() or 1, 4), minimum=0)
+# Heartbeat age after which the watchdog says a running import lost its worker.
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 300, minimum=5)
+CELERY_BEAT_SCHEDULE["customers-import-watchdog"] = {
+    "task": "customers.tasks.watch_import_jobs",
+    "schedule": DELIVERY_SCHEDULER_SECONDS,
+}
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "client_errors": {"()": "config.log_filters.ClientErrorWithoutTraceback"},
+        "no_query": {"()": "config.log_filters.RequestLineWithoutQuery"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (a second console in DEBUG, mail to ADMINS) give way to the
+        # root's, so every record passes the same filters.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True, "filters": ["no_query"]},
+    },
 }

@@ -91,7 +91,7 @@ def test_an_admin_cannot_demote_themselves(admin_client_):
     response = admin_client_.post(
         reverse("accounts:user_edit", args=[me.pk]), {"role": Role.VIEWER, "is_active": "on"}
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"cannot remove your own Admin role" in response.content
     me.refresh_from_db()
     assert me.role == Role.ADMIN

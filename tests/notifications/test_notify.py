@@ -38,15 +38,17 @@ def test_unread_count_shows_until_the_user_reads_them(make_client):
     client = make_client(Role.VIEWER)
     notify(users=[client.user], title="Audience ready in TikTok", url=reverse("home"))
     notify(users=[client.user], title="Delivery finished")
-    assert "2 unread notifications" in client.get(reverse("home")).content.decode()
+    home = client.get(reverse("home")).content.decode()
+    assert 'class="nav-badge" aria-label="2 unread">2</span>' in home  # a badge, no banner
+    assert "banner" not in home
     page = client.get(reverse("notifications:list")).content.decode()
     assert "Audience ready in TikTok" in page
     first = Notification.objects.get(title="Audience ready in TikTok")
     response = client.post(reverse("notifications:open", args=[first.pk]))
     assert response["Location"] == reverse("home")
-    assert "1 unread notification." in client.get(reverse("home")).content.decode()
+    assert 'aria-label="1 unread">1</span>' in client.get(reverse("home")).content.decode()
     client.post(reverse("notifications:read_all"))
-    assert "unread notification" not in client.get(reverse("home")).content.decode()
+    assert "nav-badge" not in client.get(reverse("home")).content.decode()
 
 
 def test_users_cannot_open_each_others_notifications(make_client):
