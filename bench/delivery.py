@@ -3,6 +3,7 @@
     DEBUG=true .venv/bin/python bench/delivery.py            # create data if missing, run
     DEBUG=true .venv/bin/python bench/delivery.py --rebuild  # regenerate the customers
     DEBUG=true .venv/bin/python bench/delivery.py --runs 3   # repeat; best and median
+    DEBUG=true .venv/bin/python bench/delivery.py --sync-diff --runs 3  # keep-in-sync diff only
 
 Uses its own database ``bench_delivery`` (``BENCH_DB`` overrides; migrated on first run;
 1,000,000 customers, each with a hashed email and phone, from ``generate_series``, then
@@ -23,6 +24,10 @@ VACUUM ANALYZE as autovacuum would have done) and Redis db 5 as the broker
 Prints each run with the load average before and after it, then the best and the median.
 
 Targets (issue 7): <= 30 s end to end, <= 1.5x the floor, worker peak memory < 300 MB.
+
+``--sync-diff`` times only the keep-in-sync difference (``deliveries.ledger.target_diff``):
+a target of all customers against a ledger of their email and phone hashes with 1 % churn
+(0.5 % changed email, 0.25 % left, 0.25 % joined). Target (issue 11): <= 5 s at 1,000,000.
 """
 
 from __future__ import annotations
@@ -318,16 +323,121 @@ def describe(run: dict[str, float]) -> str:
     )
 
 
+CHURN_SQL = """
+-- The audience as a previous delivery left it: every customer's email and phone hash.
+INSERT INTO audience_ledger (audience_id, id_type, sha256, customer_id)
+SELECT %(audience)s, 'EMAIL_SHA256', email_sha256, customer_id FROM customers
+UNION ALL
+SELECT %(audience)s, 'PHONE_SHA256', phone_sha256, customer_id FROM customers;
+ANALYZE audience_ledger;
+-- 1 % churn since then: 0.5 % changed their email (the ledger holds the old hash),
+-- 0.25 % left the treatment, 0.25 % joined (not in the ledger yet).
+UPDATE audience_ledger l SET sha256 = md5(l.sha256) || md5(l.customer_id)
+FROM (SELECT customer_id FROM customers ORDER BY customer_id LIMIT %(changed)s) c
+WHERE l.audience_id = %(audience)s AND l.id_type = 'EMAIL_SHA256'
+  AND l.customer_id = c.customer_id;
+INSERT INTO delivery_recipients (delivery_id, treatment_id, customer_id, sub_audience_id,
+  is_control)
+SELECT %(delivery)s, %(treatment)s, customer_id, 0, FALSE FROM customers
+ORDER BY customer_id OFFSET %(left)s;
+DELETE FROM audience_ledger l USING
+  (SELECT customer_id FROM customers ORDER BY customer_id DESC LIMIT %(joined)s) j
+WHERE l.audience_id = %(audience)s AND l.customer_id = j.customer_id;
+"""
+
+
+def sync_diff_once() -> dict[str, float]:
+    """Time ``deliveries.ledger.target_diff`` for a keep-in-sync target of every customer
+    against a ledger of the whole audience with 1 % churn (PostgreSQL, in-process)."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from deliveries.ledger import target_diff
+    from deliveries.models import (
+        Delivery,
+        DeliveryTarget,
+        DeliveryTreatment,
+        DestinationAudience,
+    )  # fmt: skip
+    from destinations.models import Destination
+
+    campaign = make_campaign("bench-token")
+    destination = Destination.objects.get(name__startswith="Bench", status="connected")
+    audience = DestinationAudience.objects.create(
+        destination=destination, audience_id=f"{int(time.time() * 1000)}"[-19:],
+        name="Bench sync", campaign=campaign, refresh_mode="sync",
+    )  # fmt: skip
+    delivery = Delivery.objects.create(campaign=campaign, scheduled_for=timezone.now())
+    treatment = DeliveryTreatment.objects.create(
+        delivery=delivery, sub_audience_id=0, sub_audience_name="All", treatment_id=1,
+        treatment_name="Treatment",
+    )  # fmt: skip
+    target = DeliveryTarget.objects.create(
+        delivery=delivery, treatment=treatment, destination=destination,
+        destination_name=destination.name, advertiser_id=ADVERTISER, refresh_mode="sync",
+        id_schema=["EMAIL_SHA256", "PHONE_SHA256"], audience_name="Bench sync",
+        audience_id=audience.audience_id, destination_audience=audience,
+    )  # fmt: skip
+    churn = CUSTOMERS // 100
+    params = {"audience": audience.pk, "delivery": delivery.pk, "treatment": 1,
+              "changed": churn // 2, "left": churn // 4, "joined": churn // 4}  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in filter(str.strip, CHURN_SQL.split(";")):
+            lines = [ln for ln in statement.splitlines() if not ln.startswith("--")]
+            cursor.execute("\n".join(lines), params)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE audience_ledger")
+        cursor.execute("ANALYZE delivery_recipients")
+    target = DeliveryTarget.objects.select_related("treatment", "destination_audience").get(
+        pk=target.pk
+    )
+    started = time.perf_counter()
+    target_diff(target)
+    seconds = time.perf_counter() - started
+    target.refresh_from_db()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM delivery_changes WHERE target_id = %s", [target.pk])
+        cursor.execute("DELETE FROM audience_ledger WHERE audience_id = %s", [audience.pk])
+        cursor.execute("DELETE FROM delivery_recipients WHERE delivery_id = %s", [delivery.pk])
+        delivery.delete()
+        audience.delete()
+    return {
+        "seconds": seconds,
+        "adds": sum(sum(r.values()) for r in target.changes.get("add", {}).values()),
+        "removes": sum(sum(r.values()) for r in target.changes.get("delete", {}).values()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--runs", type=int, default=1, help="repeat, then report best and median")
+    parser.add_argument(
+        "--sync-diff",
+        action="store_true",
+        help="time only the keep-in-sync difference against the ledger (1 %% churn)",
+    )
     args = parser.parse_args()
     ensure_database(args.rebuild)
 
     import django
 
     django.setup()
+    if args.sync_diff:
+        times = []
+        for n in range(1, args.runs + 1):
+            load = os.getloadavg()[0]
+            run = sync_diff_once()
+            times.append(run["seconds"])
+            print(
+                f"sync diff {n}: load {load:.1f}; {CUSTOMERS:,} people, "
+                f"{run['adds']:,.0f} ids to add, {run['removes']:,.0f} to remove: "
+                f"{run['seconds']:.2f} s",
+                flush=True,
+            )
+        times.sort()
+        print(f"best {times[0]:.2f} s, median {times[(len(times) - 1) // 2]:.2f} s; target <= 5 s")
+        return
 
     python = platform.python_version()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {python}")

@@ -44,6 +44,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config import csvsafe
 from customers.csv_columns import (
     SPECS,
     ChunkResult,
@@ -61,6 +62,12 @@ IN_FLIGHT_PER_WORKER = 16  # units of work queued or in progress per worker (abo
 SNIFF_BYTES = 64 * 1024
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 ERROR_HEADER = ["row", "column", "value", "reason"]
+# Reasons for rows that cannot be read at all; the report shows no value for them.
+UNBALANCED_QUOTES = (
+    'unbalanced quotes: a quoted field is not closed, or has text after its closing quote (")'
+)
+FIELD_TOO_LONG = "a field is longer than {limit:,} characters"
+NUL_BYTE = "contains a NUL byte (binary data)"
 
 Progress = Callable[[str, int, int], None]  # (phase, percent, rows read so far)
 
@@ -77,6 +84,7 @@ class LoadResult:
     rows_unchanged: int = 0
     error_rows: int = 0
     error_count: int = 0
+    rows_deleted: int = 0  # devices removed by a replace import
     ignored_columns: list[str] = field(default_factory=list)
     stats: Counter = field(default_factory=Counter)
 
@@ -119,7 +127,9 @@ def read_header(path: Path, spec: Spec) -> tuple[list[str], list[str]]:
         head = raw.read(SNIFF_BYTES)
     if not head.strip():
         raise MalformedFile("The file is empty.")
-    if b"\x00" in head:
+    # A text header with a NUL byte is no CSV (UTF-16, a spreadsheet, an image...); a NUL in
+    # a later row only makes that row bad.
+    if b"\x00" in _LINE_END.split(head, maxsplit=1)[0]:
         raise MalformedFile("This is not a CSV text file (it contains binary data).")
     try:
         # The block may end inside a multi-byte character: decode it as a stream's start.
@@ -164,11 +174,19 @@ def _malformed_decoding(row_no: int) -> MalformedFile:
     )
 
 
-def _malformed_csv(exc: csv.Error, row_no: int) -> MalformedFile:
-    message = str(exc)
-    if "NUL" in message:
-        message = "it contains binary data"
-    return MalformedFile(f"This is not a readable CSV file near row {row_no}: {message}.")
+def _unreadable(row_no: int, exc: csv.Error) -> RowError:
+    """The error-report line of a row csv cannot read; its text is not repeated."""
+    if "field larger than field limit" in str(exc):
+        return (row_no, "", "", FIELD_TOO_LONG.format(limit=csv.field_size_limit()))
+    return (row_no, "", "", UNBALANCED_QUOTES)
+
+
+class UnreadableRow(Exception):
+    """A record csv cannot read, or one holding a NUL byte: a bad row, not a bad file."""
+
+    def __init__(self, error: RowError) -> None:
+        super().__init__(error[3])
+        self.error = error
 
 
 def _line_ends(data: bytes) -> int:
@@ -180,9 +198,18 @@ def _line_ends(data: bytes) -> int:
 # reader parsed itself (around quoted fields, which may hold line breaks).
 Lines = tuple[bytes, int]  # (the bytes, the row number of the first line)
 Rows = list[tuple[int, list[str]]]
-Work = Lines | Rows
+
+
+@dataclass
+class ParsedRows:
+    rows: Rows = field(default_factory=list)
+    bad: list[RowError] = field(default_factory=list)  # rows that could not be read
+
+
+Work = Lines | ParsedRows
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class _Source:
@@ -193,6 +220,10 @@ class _Source:
     decode and parse the lines themselves. A run holding a '"' is parsed here, record by
     record with csv.reader, as far as the end of that run (further when a quoted field goes
     on), so the next run starts on a record boundary again.
+
+    A quote that is never closed would swallow every line after it into one field: the
+    reader is strict, and a record it cannot read is reported as one bad row, its first
+    line, and reading starts again on the line after that one.
     """
 
     def __init__(self, path: Path, block: int) -> None:
@@ -203,10 +234,11 @@ class _Source:
         self.done_bytes = 0  # file offset of buffer[0]
         self.eof = False
         self.row_no = 0  # the last record handed out
+        self.nul = False  # a line read since the current record began held a NUL byte
         self._fill()
         if self.buffer.startswith(codecs.BOM_UTF8):
             self.pos = len(codecs.BOM_UTF8)
-        self.reader = csv.reader(self._lines())
+        self.reader = csv.reader(self._lines(), strict=True)
 
     @property
     def bytes_read(self) -> int:
@@ -243,22 +275,52 @@ class _Source:
                 stop = end.end()
             line = self.buffer[self.pos : stop]
             self.pos = stop
+            if b"\x00" in line:
+                self.nul = True
             try:
                 yield line.decode("utf-8")
             except UnicodeDecodeError:
                 raise _malformed_decoding(self.row_no + 1) from None
 
     def _record(self) -> list[str] | None:
+        """The next record, None at the end; UnreadableRow for a record that is not usable."""
+        start = self.done_bytes + self.pos  # the reader took exactly the earlier records' lines
+        self.nul = False
         try:
             cells = next(self.reader, None)
         except csv.Error as exc:
-            raise _malformed_csv(exc, self.row_no + 1) from None
+            self.row_no += 1
+            self._restart_after_line(start)
+            raise UnreadableRow(_unreadable(self.row_no, exc)) from None
         if cells is not None:
             self.row_no += 1
+            if self.nul:
+                raise UnreadableRow((self.row_no, "", "", NUL_BYTE))
         return cells
 
+    def _restart_after_line(self, start: int) -> None:
+        """Read on from the line after the one at file offset `start`, with a new reader."""
+        self.raw.seek(start)
+        self.buffer, self.pos, self.done_bytes, self.eof = b"", 0, start, False
+        while True:
+            end = _LINE_END.search(self.buffer, self.pos)
+            if end is not None and not (end.end() == len(self.buffer) and end.group() == b"\r"):
+                self.pos = end.end()
+                break
+            # No whole line end yet: forget what was looked at, except a "\r" that may be
+            # the start of "\r\n", so a very long line never fills memory.
+            self.pos = len(self.buffer) - (1 if self.buffer.endswith(b"\r") else 0)
+            if not self._fill():
+                self.pos = len(self.buffer)
+                break
+        self.reader = csv.reader(self._lines(), strict=True)
+
     def work(self, rows_per_chunk: int) -> Iterator[Work]:
-        if self._record() is None:  # the header
+        try:
+            header = self._record()
+        except UnreadableRow as exc:
+            raise MalformedFile(f"This is not a readable CSV file: the header has {exc}.") from None
+        if header is None:
             return
         while True:
             if len(self.buffer) - self.pos < self.block and not self.eof:
@@ -281,40 +343,64 @@ class _Source:
                 yield (run, first)
                 continue
             end = self.done_bytes + cut  # parse records here until past the run
-            chunk: Rows = []
+            chunk = ParsedRows()
             while self.bytes_read < end:
-                cells = self._record()
+                try:
+                    cells = self._record()
+                except UnreadableRow as exc:
+                    chunk.bad.append(exc.error)
+                    continue
                 if cells is None:
                     break
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue  # blank line
-                chunk.append((self.row_no, cells))
-                if len(chunk) >= rows_per_chunk:
+                chunk.rows.append((self.row_no, cells))
+                if len(chunk.rows) + len(chunk.bad) >= rows_per_chunk:
                     yield chunk
-                    chunk = []
-            if chunk:
+                    chunk = ParsedRows()
+            if chunk.rows or chunk.bad:
                 yield chunk
 
 
-def _rows_of(work: Work) -> Rows:
-    """The rows of a unit of work: raw lines are decoded and parsed here."""
-    if isinstance(work, list):
-        return work
-    data, row_no = work
+def _rows_of(work: Work) -> tuple[Rows, list[RowError]]:
+    """The rows of a unit of work, and the errors of rows that cannot be read at all.
+
+    Raw lines are decoded and parsed here; they hold no quote, so each line is one record.
+    """
+    if isinstance(work, ParsedRows):
+        return work.rows, work.bad
+    data, first = work
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _malformed_decoding(row_no + _line_ends(data[: exc.start])) from None
-    rows: Rows = []
-    row_no -= 1
+        raise _malformed_decoding(first + _line_ends(data[: exc.start])) from None
+    bad: list[RowError] = []
     try:
-        for cells in csv.reader(io.StringIO(text, newline="")):
-            row_no += 1
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # blank line
-            rows.append((row_no, cells))
-    except csv.Error as exc:
-        raise _malformed_csv(exc, row_no + 1) from None
+        rows = _parse_lines(csv.reader(io.StringIO(text, newline="")), first)
+    except csv.Error:  # a field over csv's size limit: find its line, read the others
+        rows = []
+        lines = _TEXT_LINE_END.split(text)
+        if lines[-1] == "":
+            lines.pop()  # the text ended with a line end
+        for row_no, line in enumerate(lines, start=first):
+            try:
+                rows += _parse_lines(csv.reader([line]), row_no)
+            except csv.Error as exc:
+                bad.append(_unreadable(row_no, exc))
+    if b"\x00" in data:
+        with_nul = {row_no for row_no, cells in rows if any("\x00" in c for c in cells)}
+        rows = [row for row in rows if row[0] not in with_nul]
+        bad = sorted([*bad, *((row_no, "", "", NUL_BYTE) for row_no in with_nul)])
+    return rows, bad
+
+
+def _parse_lines(records: Iterator[list[str]], first: int) -> Rows:
+    """The records of lines numbered from `first`, one record per line, blank lines left out."""
+    rows: Rows = []
+    for row_no, cells in enumerate(records, start=first):
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        rows.append((row_no, cells))
     return rows
 
 
@@ -336,7 +422,12 @@ def _worker_process(work: Work) -> ChunkResult:
 
 
 def _process(processor: RowProcessor, work: Work, as_copy: bool) -> ChunkResult:
-    result = processor.process(_rows_of(work))
+    rows, unreadable = _rows_of(work)
+    result = processor.process(rows)
+    if unreadable:
+        result.rows += len(unreadable)
+        result.error_rows += len(unreadable)
+        result.errors = sorted([*result.errors, *unreadable], key=lambda error: error[0])
     if as_copy:
         result.payload = copy_text(result.records)
         result.records = []
@@ -666,6 +757,18 @@ class BatchLoader:
                 raise RepeatedKey
 
 
+def replace_listed_devices(keys: str) -> int:
+    """Remove the devices of customers listed in `keys` (a table of customer_id, kind,
+    raw_id: the file's good rows) that the file does not list; returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM devices WHERE customer_id IN (SELECT customer_id FROM {keys}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {keys} k WHERE k.customer_id = devices.customer_id "
+            "AND k.kind = devices.kind AND k.raw_id = devices.raw_id)"
+        )
+        return cursor.rowcount
+
+
 def _create_temporary(table: str, columns: dict[str, str], extra: str = "") -> None:
     definition = ", ".join(f"{name} {sql}" for name, sql in columns.items())
     with connection.cursor() as cursor:
@@ -699,7 +802,7 @@ def _derived_from(column: str) -> set[str]:
 def _write_errors(path: Path, *sorted_streams: Iterator[tuple]) -> int:
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
+        writer = csvsafe.writer(out)  # people open the report in a spreadsheet
         writer.writerow(ERROR_HEADER)
         for error in heapq.merge(*sorted_streams, key=lambda e: e[0]):
             writer.writerow(error)
@@ -724,6 +827,7 @@ class _Run:
     error_report: Path
     progress: Progress | None
     result: LoadResult
+    replace: bool = False  # devices: the file holds each listed customer's devices, all of them
     size: int = field(init=False)
     scratch: list[Path] = field(init=False)
 
@@ -782,7 +886,10 @@ def _load_staged(run: _Run) -> None:
                 unknown.writerow(error)
                 result.error_rows += 1
         run.write_report()
-        inserted, updated, unchanged = loader.upsert(set(run.header))
+        with transaction.atomic():
+            inserted, updated, unchanged = loader.upsert(set(run.header))
+            if run.replace:
+                result.rows_deleted = replace_listed_devices(loader.table)
         result.rows_inserted, result.rows_updated = inserted, updated
         result.rows_unchanged = unchanged
     finally:
@@ -798,6 +905,8 @@ def _load_batched(run: _Run) -> None:
             loader.create()
             run.read(loader.stage, "Reading, checking and saving rows", 98)
             loader.finish()
+            if run.replace:
+                result.rows_deleted = replace_listed_devices(loader.keys)
             loader.drop()
         result.error_rows += loader.unknown
         result.rows_inserted, result.rows_updated = loader.inserted, loader.updated
@@ -812,8 +921,14 @@ def load_csv(
     error_report: Path,
     progress: Progress | None = None,
     workers: int | None = None,
+    replace: bool = False,
 ) -> LoadResult:
-    """Import one CSV file. Raises MalformedFile (nothing changed) for unusable files."""
+    """Import one CSV file. Raises MalformedFile (nothing changed) for unusable files.
+
+    `replace` (devices only): the devices of every customer the file lists are exactly the
+    file's; their other devices are removed in the same transaction."""
+    if replace and kind != ImportKind.DEVICES:
+        raise ValueError("only a devices import can replace")
     spec = SPECS[kind]
     path = Path(path)
     header, ignored = read_header(path, spec)
@@ -821,7 +936,7 @@ def load_csv(
 
     def run() -> _Run:
         result = LoadResult(ignored_columns=ignored)
-        return _Run(kind, path, header, workers, error_report, progress, result)
+        return _Run(kind, path, header, workers, error_report, progress, result, replace)
 
     current = run()
     try:

@@ -41,6 +41,9 @@ class Customer(models.Model):
             models.Index(fields=["loyalty_tier"], name="customers_tier_idx"),
             models.Index(fields=["birthdate"], name="customers_birthdate_idx"),
             models.Index(fields=["created_at"], name="customers_created_idx"),
+            # Customer lookup by email or phone matches on the hash (customers.lookup).
+            models.Index(fields=["email_sha256"], name="customers_email_sha_idx"),
+            models.Index(fields=["phone_sha256"], name="customers_phone_sha_idx"),
         ]
 
     def __str__(self) -> str:
@@ -141,6 +144,13 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The watchdog (customers.services.import_jobs_watchdog) reads these: a queued job whose
+    # message was lost is enqueued again; a running job whose worker stopped beating is
+    # queued again (nothing was saved: the import commits at its end) or, after
+    # IMPORT_MAX_ATTEMPTS, rejected.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="times a worker started it")
     phase = models.CharField(max_length=100, blank=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="percent")
     rows_read = models.BigIntegerField(default=0)
@@ -152,6 +162,8 @@ class ImportJob(models.Model):
     message = models.TextField(blank=True, help_text="why the file was rejected")
     error_report_path = models.CharField(max_length=500, blank=True)
     stats = models.JSONField(default=dict, blank=True)
+    # Devices only: the file holds all the devices of each customer it lists.
+    replace_devices = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -8,6 +8,9 @@
 - ``DeliveryTarget``: one treatment × destination: the audience, the per-batch checkpoint
   (``phase`` + ``cursor``, the last customer id TikTok acknowledged), the delivery
   summary and, later, the matched size.
+- ``DestinationAudience`` and ``LedgerEntry``: what each TikTok audience the product writes
+  to holds, hash by hash, as TikTok acknowledged it. ``DeliveryChange``: one target's
+  difference between what the audience should hold and its ledger, consumed batch by batch.
 """
 
 from __future__ import annotations
@@ -169,6 +172,19 @@ class DeliveryTarget(models.Model):
     phase = models.CharField(max_length=10, choices=TargetPhase.choices, default=TargetPhase.ADD)
     cursor = models.CharField(max_length=64, blank=True)
 
+    # The difference against the audience's ledger, computed once before the first batch
+    # (``deliveries.ledger.target_diff``): ids to add and remove per id type and why,
+    # {"add": {"EMAIL_SHA256": {"joined": n, "changed": n}}, "delete": {... "left": n}}.
+    diff_at = models.DateTimeField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    destination_audience = models.ForeignKey(
+        "DestinationAudience",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="targets",
+    )
+
     # Delivery summary (from the snapshot, before sending).
     customers = models.BigIntegerField(default=0)
     rows = models.BigIntegerField(default=0)
@@ -234,3 +250,104 @@ class DeliveryTarget(models.Model):
             and self.ready_at is None
             and not self.poll_note
         )
+
+
+class DestinationAudience(models.Model):
+    """A TikTok audience the product writes to: the owner of a ledger."""
+
+    destination = models.ForeignKey(
+        "destinations.Destination", on_delete=models.PROTECT, related_name="audiences"
+    )
+    audience_id = models.CharField(max_length=19, help_text="TikTok's audience id")
+    name = models.CharField(max_length=120)
+    campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="destination_audiences",
+    )
+    treatment_id = models.BigIntegerField(null=True, blank=True)
+    refresh_mode = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the ledger was seeded from a snapshot taken before the ledger existed.
+    seeded_from_snapshot = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "audience_id"], name="destination_audiences_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.audience_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("deliveries:audience", args=[self.pk])
+
+
+class LedgerEntry(models.Model):
+    """One hashed id TikTok acknowledged for an audience, and the customer it came from.
+
+    Written in the transaction of the batch checkpoint, so it holds exactly what TikTok
+    acknowledged. A delete always sends the hash recorded here, never a recomputed one."""
+
+    pk = models.CompositePrimaryKey("audience_id", "id_type", "sha256")
+    audience = models.ForeignKey(
+        DestinationAudience,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    id_type = models.CharField(max_length=12)
+    sha256 = models.CharField(max_length=64)
+    customer_id = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "audience_ledger"
+        indexes = [
+            models.Index(fields=["audience", "customer_id"], name="audience_ledger_customer_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id_type} of {self.customer_id}"
+
+
+class ChangeAction(models.TextChoices):
+    ADD = "add", "Add"
+    DELETE = "delete", "Remove"
+
+
+class ChangeReason(models.TextChoices):
+    JOINED = "joined", "joined"
+    LEFT = "left", "left"
+    CHANGED = "changed", "identifier changed"
+
+
+class DeliveryChange(models.Model):
+    """One id a target adds to or removes from its audience. ``slot`` numbers a person's ids
+    of one type, so the n-th ids of each type share the person's n-th TikTok row."""
+
+    pk = models.CompositePrimaryKey("target_id", "action", "customer_id", "id_type", "sha256")
+    target = models.ForeignKey(
+        DeliveryTarget,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    action = models.CharField(max_length=6, choices=ChangeAction.choices)
+    customer_id = models.CharField(max_length=64)
+    id_type = models.CharField(max_length=12)
+    sha256 = models.CharField(max_length=64)
+    reason = models.CharField(max_length=7, choices=ChangeReason.choices)
+    slot = models.IntegerField(default=1)
+
+    class Meta:
+        db_table = "delivery_changes"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.id_type} of {self.customer_id}"

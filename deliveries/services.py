@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -44,24 +44,27 @@ from campaigns.models import (
     CampaignStatus,
     RefreshMode,
     SubAudience,
+    TimingMode,
     TreatmentDestination,
 )
-from campaigns.services import CampaignStateError, campaign_finish_run, campaign_start_run
+from campaigns.services import (
+    STEPS,
+    CampaignStateError,
+    campaign_finish_run,
+    campaign_segment_problems,
+    campaign_start_run,
+)
+from deliveries.ledger import Batch, audience_for, ledger_apply, next_batch, target_diff
 from deliveries.models import (
     Delivery,
     DeliveryStatus,
     DeliveryTarget,
     DeliveryTreatment,
+    DestinationAudience,
     TargetPhase,
     TargetStatus,
 )
-from deliveries.selectors import (
-    Batch,
-    has_usable_identifier,
-    next_batch,
-    people_count,
-    target_summary,
-)
+from deliveries.selectors import target_summary
 from destinations.models import Destination, DestinationStatus
 from destinations.services import destination_client
 from destinations.tiktok.adapter import (
@@ -71,6 +74,7 @@ from destinations.tiktok.adapter import (
     audience_name_for,
     id_schema_for,
 )
+from destinations.tiktok.client import AudienceLookup
 from destinations.tiktok.errors import (
     AppConfigurationError,
     NotFoundError,
@@ -79,6 +83,10 @@ from destinations.tiktok.errors import (
 )
 from notifications.models import NotificationLevel
 from notifications.services import notify
+from segments.compiler import DefinitionError
+from segments.fence import fresh_results
+from segments.runner import SegmentQueryError
+from segments.sqlcheck import SqlSegmentError
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +109,19 @@ class SnapshotProblem(Exception):
 
 
 def _enqueue(delivery_id: int) -> None:
+    """Hand the delivery to a worker. A broker that cannot be reached is logged, not
+    raised: the row is committed, and the watchdog (delivery_requeue_stalled) enqueues it
+    again once the broker is back."""
     from deliveries.tasks import run_delivery
 
-    run_delivery.apply_async(args=[delivery_id], queue=settings.DELIVERY_QUEUE)
+    try:
+        run_delivery.apply_async(args=[delivery_id], queue=settings.DELIVERY_QUEUE)
+    except Exception:
+        logger.warning(
+            "could not enqueue delivery %s (broker unreachable?); the watchdog retries it",
+            delivery_id,
+            exc_info=True,
+        )
 
 
 def delivery_schedule_due(*, now: dt.datetime | None = None, limit: int = 100) -> list[int]:
@@ -143,30 +161,97 @@ def delivery_schedule_due(*, now: dt.datetime | None = None, limit: int = 100) -
 
 
 def delivery_requeue_stalled(*, now: dt.datetime | None = None) -> list[int]:
-    """Enqueue again deliveries whose worker died (stale heartbeat) or whose message was
-    lost (queued long ago). At most once per stale period each, so a long outage of the
-    workers does not pile up messages."""
+    """The watchdog (every scheduler tick): no delivery stays Running without a live worker.
+
+    A running delivery's worker beats its heartbeat every few seconds while it is alive
+    (``Run.keepalive``), also during a long snapshot. Once the heartbeat is older than
+    DELIVERY_STALE_SECONDS the worker is gone (killed, out of memory, its machine lost):
+    the delivery is queued again to continue from its checkpoints, or, after
+    MAX_RUNS_AFTER_CRASH runs, it fails with Retry, so a delivery that kills its worker
+    does not loop forever. Both are written where people see them: the delivery's note on
+    the campaign page and the campaign's history.
+
+    Queued deliveries whose message was lost (broker outage, a broker restarted without its
+    data) are enqueued again. Each at most once per stale period, so a long outage of the
+    workers does not pile up messages. Returns the deliveries enqueued again.
+    """
     now = now or timezone.now()
-    stale = now - dt.timedelta(seconds=settings.DELIVERY_STALE_SECONDS)
+    stale_seconds = settings.DELIVERY_STALE_SECONDS
+    stale = now - dt.timedelta(seconds=stale_seconds)
     not_recently_enqueued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
-    candidates = Delivery.objects.filter(
-        (Q(status=DeliveryStatus.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at=None)))
-        | Q(status=DeliveryStatus.QUEUED)
-    ).filter(not_recently_enqueued)
-    requeued = []
-    for delivery_id in candidates.values_list("pk", flat=True):
+    dead = Q(status=DeliveryStatus.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at=None))
+    requeued: list[int] = []
+    failed: list[int] = []
+    for delivery in (
+        Delivery.objects.filter(dead).filter(not_recently_enqueued).select_related("campaign")
+    ):
+        last = (
+            timezone.localtime(delivery.heartbeat_at).strftime("%H:%M:%S")
+            if delivery.heartbeat_at
+            else "never"
+        )
+        if delivery.runs >= MAX_RUNS_AFTER_CRASH:
+            if _watchdog_fail(delivery, last):
+                failed.append(delivery.pk)
+            continue
+        note = (
+            f"The worker running this delivery stopped (last sign of life: {last}); the "
+            f"watchdog queued it again (run {delivery.runs} of at most "
+            f"{MAX_RUNS_AFTER_CRASH}). It continues where it stopped: batches TikTok "
+            "acknowledged are not sent again."
+        )
         with transaction.atomic():
-            changed = (
-                Delivery.objects.filter(pk=delivery_id)
+            if not (
+                Delivery.objects.filter(pk=delivery.pk, lease=delivery.lease)
+                .filter(dead)
+                .filter(not_recently_enqueued)
+                .update(status=DeliveryStatus.QUEUED, lease="", enqueued_at=now, error=note)
+            ):
+                continue  # a worker claimed it meanwhile
+            _event(
+                delivery.campaign,
+                None,
+                "delivery_requeued",
+                f"Watchdog: delivery {delivery.pk} had no live worker (last sign of life "
+                f"{last}); queued again, run {delivery.runs + 1} of at most "
+                f"{MAX_RUNS_AFTER_CRASH}",
+            )
+            transaction.on_commit(partial(_enqueue, delivery.pk))
+        requeued.append(delivery.pk)
+    lost = Delivery.objects.filter(status=DeliveryStatus.QUEUED).filter(not_recently_enqueued)
+    for delivery_id in lost.values_list("pk", flat=True):
+        with transaction.atomic():
+            if (
+                Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED)
                 .filter(not_recently_enqueued)
                 .update(enqueued_at=now)
-            )
-            if changed:
+            ):
                 transaction.on_commit(partial(_enqueue, delivery_id))
                 requeued.append(delivery_id)
     if requeued:
-        logger.warning("re-enqueued stalled deliveries %s", requeued)
+        logger.warning("watchdog: enqueued again deliveries %s", requeued)
+    if failed:
+        logger.warning("watchdog: failed deliveries %s (their worker kept dying)", failed)
     return requeued
+
+
+def _watchdog_fail(delivery: Delivery, last: str) -> bool:
+    """End a delivery whose worker died MAX_RUNS_AFTER_CRASH times as failed (Retry)."""
+    run = Run(delivery, delivery.lease)
+    try:
+        _finish(
+            run,
+            failure=(
+                f"The worker running this delivery stopped {delivery.runs} times before it "
+                f"finished (last sign of life: {last}); the watchdog ended it.",
+                "Press Retry: it continues where it stopped and batches TikTok acknowledged "
+                "are not sent again. If it stops again, ask an administrator to look at the "
+                "worker's log (a crash or running out of memory).",
+            ),
+        )
+    except LeaseLost:
+        return False  # a worker claimed it meanwhile
+    return True
 
 
 def delivery_resume_reauthorized(*, now: dt.datetime | None = None) -> list[int]:
@@ -247,6 +332,83 @@ def delivery_retry(*, delivery: Delivery, user: Any) -> Delivery:
     return delivery
 
 
+def audience_reconcile(*, audience: DestinationAudience, user: Any) -> Delivery:
+    """Bring a keep-in-sync audience back to the campaign's current state: deliver the
+    campaign now. Its snapshot is taken anew, and the difference against each audience's
+    ledger adds what is missing and removes what should not be there."""
+    now = timezone.now()
+    with transaction.atomic():
+        if audience.campaign_id is None or audience.treatment_id is None:
+            raise DeliveryError("The campaign of this audience was deleted: nothing to match.")
+        campaign = Campaign.objects.select_for_update().get(pk=audience.campaign_id)
+        if not TreatmentDestination.objects.filter(
+            treatment_id=audience.treatment_id,
+            campaign_destination__destination_id=audience.destination_id,
+            campaign_destination__refresh_mode=RefreshMode.SYNC,
+        ).exists():
+            raise DeliveryError(
+                "The campaign no longer keeps this audience in sync (its treatment or "
+                "destination changed, or it creates a new audience each delivery)."
+            )
+        return _deliver_now(
+            campaign,
+            user,
+            now=now,
+            kind="audience_reconciled",
+            message=f"Reconcile of TikTok audience {audience.audience_id}",
+        )
+
+
+def campaign_run_now(*, campaign: Campaign, user: Any) -> Delivery:
+    """Deliver a recurring campaign now ("Run now"), without changing its schedule: the
+    next delivery after this one is the next slot of the same recurrence."""
+    now = timezone.now()
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.timing_mode != TimingMode.RECURRING:
+            raise DeliveryError("Run now is for recurring campaigns; schedule this one ASAP.")
+        return _deliver_now(campaign, user, now=now, kind="run_now", message="Run now")
+
+
+def _deliver_now(
+    campaign: Campaign, user: Any, *, now: dt.datetime, kind: str, message: str
+) -> Delivery:
+    """A delivery of ``campaign`` now (the caller holds its row lock): refused while one is
+    in progress or when the campaign is not scheduled or delivered."""
+    if Delivery.objects.filter(
+        campaign=campaign,
+        status__in=[
+            DeliveryStatus.QUEUED,
+            DeliveryStatus.RUNNING,
+            DeliveryStatus.WAITING_FOR_REAUTH,
+        ],
+    ).exists():
+        raise DeliveryError(
+            "A delivery of this campaign is in progress; it brings the audience up to date "
+            "when it finishes."
+        )
+    if campaign.status not in (
+        CampaignStatus.SCHEDULED,
+        CampaignStatus.DELIVERED,
+        CampaignStatus.ERROR,
+    ):
+        raise DeliveryError(
+            f"A {campaign.get_status_display().lower()} campaign is not delivered; "
+            "schedule it first."
+        )
+    # The campaign's own run machinery: SCHEDULED → RUNNING now → its usual end state.
+    # A recurring campaign's next slot is computed from now again when this one ends.
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=CampaignStatus.SCHEDULED, next_run_at=now, error_reason=""
+    )
+    campaign.refresh_from_db()
+    delivery = Delivery.objects.create(campaign=campaign, scheduled_for=now, enqueued_at=now)
+    campaign_start_run(campaign, now=now)
+    _event(campaign, user, kind, f"{message}: delivery {delivery.pk}")
+    transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
 def _event(campaign: Campaign, user: Any, kind: str, message: str) -> None:
     from campaigns.models import CampaignEvent
 
@@ -277,17 +439,62 @@ def _claim(delivery_id: int, now: dt.datetime) -> str | None:
 
 
 class Run:
-    """One worker's turn at a delivery: the lease, the heartbeat, interruptible waits."""
+    """One worker's turn at a delivery: the lease, the heartbeat, interruptible waits.
+
+    While the run is alive, ``keepalive`` beats the heartbeat from a thread of its own (on
+    its own database connection), so a lease is never taken over while its holder lives,
+    however long one step takes (a slow segment in the snapshot, a long TikTok backoff).
+    Only a dead worker's heartbeat goes stale.
+    """
 
     def __init__(self, delivery: Delivery, lease: str) -> None:
         self.delivery = delivery
         self.lease = lease
+        self.lost = threading.Event()
 
     def beat(self) -> None:
-        if not Delivery.objects.filter(
+        if self.lost.is_set() or not Delivery.objects.filter(
             pk=self.delivery.pk, lease=self.lease, status=DeliveryStatus.RUNNING
         ).update(heartbeat_at=timezone.now()):
+            self.lost.set()
             raise LeaseLost(f"delivery {self.delivery.pk} was taken over by another worker")
+
+    @contextlib.contextmanager
+    def keepalive(self) -> Iterator[None]:
+        if connection.in_atomic_block:
+            # Another connection could not see this transaction's rows (tests, a caller's
+            # transaction): the checkpoints' own beats are all there is.
+            yield
+            return
+        interval = heartbeat_interval()
+        stop = threading.Event()
+
+        def beat_until_stopped() -> None:
+            try:
+                while not stop.wait(interval):
+                    try:
+                        alive = Delivery.objects.filter(
+                            pk=self.delivery.pk, lease=self.lease, status=DeliveryStatus.RUNNING
+                        ).update(heartbeat_at=timezone.now())
+                    except DatabaseError:
+                        # The database is unreachable for now; the run itself will notice.
+                        logger.warning("delivery %s: heartbeat failed", self.delivery.pk)
+                        continue
+                    if not alive:
+                        self.lost.set()
+                        return
+            finally:
+                connections.close_all()
+
+        beater = threading.Thread(
+            target=beat_until_stopped, name=f"delivery-{self.delivery.pk}-heartbeat", daemon=True
+        )
+        beater.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beater.join(timeout=interval + 10)
 
     def sleep(self, seconds: float) -> None:
         """Wait, keeping the heartbeat fresh (backoff waits can be long)."""
@@ -301,8 +508,25 @@ class Run:
                 self.beat()
 
 
+def heartbeat_interval() -> float:
+    """Several beats per stale period, so one slow UPDATE never makes a live run stale."""
+    return max(0.2, min(settings.DELIVERY_STALE_SECONDS / 4, 10.0))
+
+
+SNAPSHOT_WHAT_TO_DO = (
+    "Fix the segment named above (or unschedule the campaign and choose another one), then "
+    "press Retry."
+)
+
+
 def delivery_run(*, delivery_id: int) -> str:
-    """Do (or continue) one delivery. Returns what happened, for the task's log."""
+    """Do (or continue) one delivery. Returns what happened, for the task's log.
+
+    Nothing hangs: a problem with the campaign's audience (a segment whose SQL no longer
+    runs, a statement timeout) or any unexpected error ends the delivery as failed, with
+    the reason, what to do, a notification and Retry. Only a lost database connection is
+    left to the watchdog, which runs it again (at most MAX_RUNS_AFTER_CRASH times).
+    """
     now = timezone.now()
     lease = _claim(delivery_id, now)
     if lease is None:
@@ -312,32 +536,53 @@ def delivery_run(*, delivery_id: int) -> str:
         Delivery.objects.filter(pk=delivery.pk).update(started_at=now)
     run = Run(delivery, lease)
     try:
-        if delivery.snapshot_at is None:
-            try:
-                delivery_snapshot(delivery=delivery)
-            except SnapshotProblem as exc:
-                _finish(run, failure=(str(exc), "Fix the campaign, then schedule it again."))
-                return "failed: snapshot"
-        for target in delivery.targets.filter(
-            status__in=[TargetStatus.PENDING, TargetStatus.SENDING]
-        ).select_related("treatment", "destination", "previous"):
-            _send_target(run, target)
-        return _finish(run)
+        with run.keepalive():
+            if delivery.snapshot_at is None:
+                try:
+                    delivery_snapshot(delivery=delivery)
+                except SnapshotProblem as exc:
+                    run.beat()  # a run whose lease was taken over reports nothing
+                    _finish(run, failure=(str(exc), SNAPSHOT_WHAT_TO_DO))
+                    return "failed: snapshot"
+                run.beat()
+            for target in delivery.targets.filter(
+                status__in=[TargetStatus.PENDING, TargetStatus.SENDING]
+            ).select_related("treatment", "destination", "previous"):
+                _send_target(run, target)
+            return _finish(run)
     except LeaseLost as exc:
         logger.warning("%s", exc)
         return "lease lost"
-    except Exception:
-        delivery.refresh_from_db()
-        if delivery.runs >= MAX_RUNS_AFTER_CRASH and delivery.lease == lease:
+    except Exception as exc:
+        if _connection_lost(exc):
+            raise  # the watchdog queues it again once its heartbeat is stale
+        logger.exception("delivery %s stopped on an unexpected error", delivery_id)
+        with contextlib.suppress(LeaseLost):
             _finish(
                 run,
                 failure=(
-                    f"The delivery stopped with an internal error {delivery.runs} times.",
-                    "Ask an administrator to look at the worker's log, then use Retry.",
+                    f"The delivery stopped on an unexpected error ({type(exc).__name__}).",
+                    "Press Retry: it continues where it stopped and batches TikTok "
+                    "acknowledged are not sent again. If it happens again, ask an "
+                    "administrator to look at the worker's log.",
                 ),
             )
-        # Otherwise the scheduler re-enqueues it once its heartbeat is stale.
-        raise
+        return "failed: unexpected error"
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """A lost database connection (restart, network), not a query the database refused."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        if connection.vendor == "sqlite":
+            return "locked" in str(exc)  # busy, not lost; an interrupted query is not either
+        state = getattr(exc.__cause__, "sqlstate", None) or ""
+        # 08: connection exception; 57P0x: admin/crash shutdown; None: no answer at all.
+        return not state or state.startswith(("08", "57P"))
+    return False
 
 
 def _ordered_groups(campaign: Campaign) -> list[SubAudience]:
@@ -350,10 +595,77 @@ def delivery_snapshot(*, delivery: Delivery) -> None:
     delivery summary. All in one transaction."""
     campaign = delivery.campaign
     try:
-        compiled = assignment_sql(campaign)
+        with fresh_results():  # SQL segments are evaluated again, behind their fence
+            compiled = assignment_sql(campaign)
+        _write_snapshot(delivery, campaign, compiled)
+    except SnapshotProblem:
+        raise
     except AssignmentError as exc:
         raise SnapshotProblem(f"The campaign's audience cannot be computed: {exc}") from exc
-    with transaction.atomic():
+    except (SegmentQueryError, SqlSegmentError, DefinitionError) as exc:
+        raise SnapshotProblem(_segment_problem(campaign, str(exc))) from exc
+    except DatabaseError as exc:
+        if _connection_lost(exc):
+            raise
+        if _timed_out(exc):
+            seconds = _snapshot_timeout_ms() / 1000
+            raise SnapshotProblem(
+                f"Taking the audience snapshot took longer than {seconds:g} s and was stopped."
+                " Make the campaign's segments simpler, or ask an administrator "
+                "to raise SEGMENT_QUERY_TIMEOUT_MS."
+            ) from exc
+        logger.warning("delivery %s: snapshot refused by the database: %s", delivery.pk, exc)
+        raise SnapshotProblem(
+            _segment_problem(campaign, "the database refused the audience query")
+        ) from exc
+
+
+def _snapshot_timeout_ms() -> int:
+    return int(settings.SEGMENT_QUERY_TIMEOUT_MS)
+
+
+def _timed_out(exc: DatabaseError) -> bool:
+    state = getattr(exc.__cause__, "sqlstate", None) or ""
+    return state == "57014" or "interrupted" in str(exc)  # PostgreSQL / SQLite
+
+
+def _segment_problem(campaign: Campaign, fallback: str) -> str:
+    """Name the segment that cannot run, and the step using it (the Schedule check), so
+    the message says what to fix; the database's raw text never reaches people."""
+    try:
+        problems = campaign_segment_problems(campaign)
+    except DatabaseError:
+        problems = {}
+    if not problems:
+        return f"The campaign's audience could not be computed: {fallback}."
+    titles = dict(STEPS)
+    return " ".join(
+        f"{titles.get(step, step)}: {message}" for step, messages in problems.items()
+        for message in messages
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _statement_timeout(limit_ms: int) -> Iterator[None]:
+    """Bound every statement of the snapshot's transaction (PostgreSQL: SET LOCAL; SQLite:
+    a progress handler, since it has no statement timeout)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(limit_ms)}")
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    deadline = time.monotonic() + limit_ms / 1000
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+def _write_snapshot(delivery: Delivery, campaign: Campaign, compiled: Any) -> None:
+    with transaction.atomic(), _statement_timeout(_snapshot_timeout_ms()):
         delivery.targets.all().delete()
         delivery.treatments.all().delete()
         with connection.cursor() as cursor:
@@ -467,12 +779,14 @@ def _create_targets(
             target.save()
             continue
         if cd.refresh_mode == RefreshMode.SYNC:
+            # The audience of the last target that had one, sent or not: its ledger says
+            # what TikTok acknowledged, so a delivery that failed halfway is repaired by
+            # this one instead of leaving its audience orphaned.
             previous = (
                 DeliveryTarget.objects.filter(
                     delivery__campaign=campaign,
                     treatment__treatment_id=treatment.treatment_id,
                     destination=destination,
-                    status=TargetStatus.SENT,
                 )
                 .exclude(audience_id="")
                 .exclude(delivery=delivery)
@@ -482,19 +796,12 @@ def _create_targets(
             if previous is not None:
                 target.previous = previous
                 target.audience_id = previous.audience_id
-                target.full_send = previous.id_schema != target.id_schema
-        # The delivery summary is computed once the target is sent (_record_summary): a
-        # full pass over the audience that need not delay the first batch.
+                target.destination_audience_id = previous.destination_audience_id
+        # What to add and remove is the difference against the audience's ledger, computed
+        # right before the first batch (deliveries.ledger.target_diff); the delivery summary
+        # once the target is sent (_record_summary). Until then, an estimate for progress.
         target.customers = treatment.customers
-        target.people_to_add = (
-            treatment.customers if target.full_send else people_count(target, TargetPhase.ADD)
-        )
-        target.people_to_remove = (
-            people_count(target, TargetPhase.DELETE) if target.previous_id else 0
-        )
-        target.batches_total = math.ceil(target.people_to_add / batch_size) + math.ceil(
-            target.people_to_remove / batch_size
-        )
+        target.batches_total = math.ceil(treatment.customers / batch_size)
         target.save()
 
 
@@ -601,7 +908,7 @@ def _ensure_audience(run: Run, target: DeliveryTarget, adapter: AudienceAdapter)
     """Make sure the target has its audience id; False when there is nothing to send."""
     if target.audience_id:
         return True
-    if target.people_to_add == 0 or not has_usable_identifier(target):
+    if not target.changes.get(TargetPhase.ADD):
         return False
     found = None
     if target.create_requested_at is not None:
@@ -613,22 +920,28 @@ def _ensure_audience(run: Run, target: DeliveryTarget, adapter: AudienceAdapter)
         DeliveryTarget.objects.filter(pk=target.pk).update(create_requested_at=now)
         target.create_requested_at = now
         run.beat()
-        found = adapter.create_audience(target.audience_name, target.id_schema[0])
+        found = adapter.create_audience(
+            target.audience_name, exclude=_known_audience_ids(target.advertiser_id)
+        )
     else:
         logger.info("found audience %s, created by an interrupted run", found)
     DeliveryTarget.objects.filter(pk=target.pk).update(audience_id=found, audience_created=True)
     target.audience_id = found
     target.audience_created = True
+    audience_for(target)  # the ledger's owner, shown in "What TikTok holds" from now on
     return True
 
 
 def _next_phase(target: DeliveryTarget) -> str:
-    if target.phase == TargetPhase.ADD and target.previous_id and target.people_to_remove:
+    if target.phase == TargetPhase.ADD and target.changes.get(TargetPhase.DELETE):
         return TargetPhase.DELETE
     return TargetPhase.DONE
 
 
 def _send_target_batches(run: Run, target: DeliveryTarget, adapter: AudienceAdapter) -> None:
+    if target.diff_at is None:
+        target_diff(target)
+        run.beat()
     if not _ensure_audience(run, target, adapter):
         now = timezone.now()
         DeliveryTarget.objects.filter(pk=target.pk).update(
@@ -701,13 +1014,15 @@ def _prefetched_batches(target: DeliveryTarget) -> Iterator[Batch]:
 def _send_batch(run: Run, target: DeliveryTarget, adapter: AudienceAdapter, batch: Batch) -> None:
     action: Literal["add", "delete"] = "delete" if target.phase == TargetPhase.DELETE else "add"
     if batch.rows:
-        adapter.send_members(target.id_schema, batch.rows, action)
+        adapter.send_members(batch.schema, batch.rows, action)
     counted = "people_removed" if action == "delete" else "people_sent"
     # The checkpoint: only after TikTok acknowledged every row of the batch, and only
-    # while this worker holds the lease (one commit for both). A worker that lost its
-    # lease leaves the checkpoint to the one that took over.
+    # while this worker holds the lease (one commit for both, with the ledger: it holds
+    # exactly what TikTok acknowledged). A worker that lost its lease leaves the
+    # checkpoint to the one that took over.
     with transaction.atomic():
         run.beat()
+        ledger_apply(target, target.phase, upto=batch.last_customer_id)
         DeliveryTarget.objects.filter(pk=target.pk).update(
             cursor=batch.last_customer_id,
             batches_done=F("batches_done") + 1,
@@ -834,15 +1149,29 @@ def delivery_poll_audiences(*, now: dt.datetime | None = None) -> int:
         for start in range(0, len(targets), 100):
             chunk = targets[start : start + 100]
             try:
-                answers = client.get_audiences(
+                # One audience TikTok no longer knows fails only its own target.
+                lookup = client.audience_statuses(
                     destination.advertiser_id, sorted({t.audience_id for t in chunk})
                 )
             except TikTokError as exc:
+                # Not a reason to skip the targets: their deadline below still applies.
                 logger.info("polling audiences of %s: %s", destination, exc)
-                continue
-            by_id = {a.audience_id: a for a in answers}
+                lookup = AudienceLookup()
             for target in chunk:
-                answer = by_id.get(target.audience_id)
+                gone = lookup.unknown.get(target.audience_id)
+                if gone is not None:
+                    DeliveryTarget.objects.filter(pk=target.pk).update(
+                        status=TargetStatus.FAILED,
+                        polled_at=now,
+                        error=str(gone)[:4000],
+                        what_to_do=(
+                            "TikTok no longer knows this audience (deleted in TikTok Ads "
+                            "Manager, or expired). Deliver the campaign again to create it anew."
+                        ),
+                        poll_note="TikTok no longer knows this audience; we stopped checking.",
+                    )
+                    continue
+                answer = lookup.found.get(target.audience_id)
                 if answer is not None and answer.is_valid and answer.cover_num is not None:
                     people = max(target.people_in_audience, 0)
                     DeliveryTarget.objects.filter(pk=target.pk).update(

@@ -2,8 +2,9 @@
 
 `run_delivery` is acks_late + reject_on_worker_lost because a delivery is idempotent by
 construction (snapshot in one transaction, per-batch checkpoints, audience-create intent):
-a message redelivered after a crash continues the work instead of repeating it. The
-periodic tasks are cheap and run again on the next tick anyway.
+a message redelivered after a crash continues the work instead of repeating it, and a
+message delivered twice (a broker that lost track of it) finds the lease held or the work
+done. The periodic tasks are cheap and run again on the next tick anyway.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def run_delivery(delivery_id: int) -> str:
 
 @shared_task(name="deliveries.tasks.schedule_deliveries", ignore_result=True)
 def schedule_deliveries() -> dict[str, list[int]]:
-    """The scheduler tick (CELERY_BEAT_SCHEDULE, every DELIVERY_SCHEDULER_SECONDS)."""
+    """The scheduler tick (CELERY_BEAT_SCHEDULE, every DELIVERY_SCHEDULER_SECONDS): due
+    campaigns get their delivery; the watchdog queues again (or fails) deliveries whose
+    worker died and enqueues those whose message was lost; paused ones resume."""
     result = {
         "created": delivery_schedule_due(),
         "requeued": delivery_requeue_stalled(),

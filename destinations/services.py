@@ -502,6 +502,26 @@ def destination_default_mapping(destination: Destination) -> list[DefaultAttribu
     return default_mapping(destination)
 
 
+# What a source column's name should mention for each hashed identifier; a mapping that
+# does not (EMAIL from the phone column) is saved, with a warning.
+_IDENTIFIER_HINTS = {"EMAIL": ("email", "mail"), "PHONE": ("phone", "mobile", "tel", "msisdn")}
+
+
+def mapping_warnings(rows: Iterable[DefaultAttribute]) -> list[str]:
+    """Warnings about a saved mapping that is allowed but probably wrong."""
+    warnings = []
+    for row in rows:
+        hints = _IDENTIFIER_HINTS.get(row.destination_attribute)
+        column = (row.source_attribute or "").lower()
+        if row.enabled and hints and column and not any(h in column for h in hints):
+            warnings.append(
+                f"{row.destination_attribute} is sent from “{row.source_attribute}”, which "
+                f"does not look like a {row.destination_attribute.lower()} column: TikTok will "
+                f"match few people by {row.destination_attribute.lower()} unless it holds them."
+            )
+    return warnings
+
+
 class MappingError(DestinationError):
     def __init__(self, errors: dict[str, str], general: list[str]) -> None:
         super().__init__("; ".join([*general, *errors.values()]))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.permissions import marketer_required, operator_required, viewer_required
+from accounts.navigation import safe_next_url
+from accounts.permissions import operator_required, viewer_required
 from destinations import services
 from destinations.forms import SelectAdvertiserForm
 from destinations.models import DefaultAttribute, Destination, SourceTable
@@ -23,7 +28,27 @@ def _get_destination(request: HttpRequest, pk: int) -> Destination:
 
 
 def _callback_uri(request: HttpRequest) -> str:
+    """Where TikTok sends the operator back: TIKTOK_REDIRECT_URI, or this site's callback URL
+    (https behind a TLS proxy once SECURE_PROXY_SSL_HEADER is set)."""
+    if settings.TIKTOK_REDIRECT_URI:
+        return settings.TIKTOK_REDIRECT_URI
     return request.build_absolute_uri(reverse("destinations:tiktok_callback"))
+
+
+def _signed_in_without_query(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Send a signed-out visitor to the sign-in page without the query string.
+
+    login_required would keep the whole URL in `next`, and with it TikTok's one-time code and
+    state, in more URLs (logs, history). Without a session the state cannot match anyway.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(reverse("destinations:list"))
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @require_GET
@@ -61,8 +86,10 @@ def destination_connect(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@_signed_in_without_query
 @operator_required
 def tiktok_callback(request: HttpRequest) -> HttpResponse:
+    """TikTok's answer. Every outcome redirects to a page without the code and state."""
     try:
         result = services.destination_handle_callback(
             session=request.session,
@@ -146,7 +173,7 @@ def destination_disconnect_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request, f"“{destination.name}” is disconnected and its token revoked at TikTok."
         )
-    return redirect("destinations:detail", pk=pk)
+    return _back(request, pk)
 
 
 @require_POST
@@ -158,7 +185,25 @@ def destination_check_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "TikTok accepts the token: the destination is healthy.")
     else:
         messages.error(request, f"Token check failed: {result.message}")
-    return redirect("destinations:detail", pk=pk)
+    return _back(request, pk)
+
+
+def _back(request: HttpRequest, pk: int) -> HttpResponse:
+    """Back to the page the action was taken on (Settings → Connections or the destination);
+    only a path of this site is followed."""
+    detail = reverse("destinations:detail", args=[pk])
+    return redirect(safe_next_url(request, request.POST.get("next"), detail))
+
+
+@require_GET
+@operator_required
+def connections(request: HttpRequest) -> HttpResponse:
+    """Settings → Connections: every TikTok destination with its token health and actions."""
+    return render(
+        request,
+        "destinations/connections.html",
+        {"destinations": list(destinations_visible()), "settings_tab": "connections"},
+    )
 
 
 def _mapping_context(
@@ -174,7 +219,7 @@ def _mapping_context(
 
 
 @require_http_methods(["GET", "POST"])
-@marketer_required
+@viewer_required  # every role reads the mapping; only operators change it (below)
 def default_attributes(request: HttpRequest, pk: int) -> HttpResponse:
     destination = _get_destination(request, pk)
     template = "destinations/attributes.html"
@@ -222,7 +267,17 @@ def default_attributes(request: HttpRequest, pk: int) -> HttpResponse:
             {**_mapping_context(destination, rows, exc.errors), "general_errors": exc.general},
             status=400,
         )
-    messages.success(request, "Default attributes saved.")
     if request.htmx:  # type: ignore[attr-defined]
-        return render(request, template, {**_mapping_context(destination, rows), "saved": True})
+        return render(
+            request,
+            template,
+            {
+                **_mapping_context(destination, rows),
+                "saved": True,
+                "warnings": services.mapping_warnings(rows),
+            },
+        )
+    messages.success(request, "Default attributes saved.")
+    for warning in services.mapping_warnings(rows):
+        messages.warning(request, warning)
     return redirect("destinations:attributes", pk=pk)

@@ -2,8 +2,12 @@
 
 Set-up: migrate, create the demo users and load the demo data the first time. Then the
 Procfile's processes (web, worker, scheduler, TikTok sandbox) run under honcho, which
-stops them all on Ctrl-C. `--check` starts everything, waits until the web server answers
-and the worker replies to a ping, then stops them and exits 0 (used by the tests).
+stops them all on Ctrl-C. The worker runs under scripts/supervise.py, which starts it again
+whenever it dies (honcho itself would stop everything when one process exits).
+
+`--check` starts everything, waits until the web server answers and the worker replies to a
+ping, kills the worker to see its supervisor start another, then stops them and exits 0
+(used by the tests).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def setup(demo_customers: int) -> None:
     marker = var_dir / "demo-loaded"
     if not marker.exists() and demo_customers > 0:
         manage("seed_demo", "--customers", str(demo_customers), "--seed", "42")
+        manage("seed_examples", "--user", "marketer")
         marker.write_text(f"{demo_customers}\n")
 
 
@@ -95,6 +100,36 @@ def worker_answers_ping(deadline: float) -> None:
     raise SystemExit("the Celery worker did not answer a ping in time")
 
 
+def worker_pid(deadline: float) -> int:
+    """The pid of the worker answering `celery inspect stats` (waits until one answers)."""
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [str(BIN / "celery"), "-A", "config", "inspect", "stats", "--json", "--timeout", "3"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode == 0:
+            try:
+                stats = json.loads(result.stdout.strip().splitlines()[-1])
+                return int(next(iter(stats.values()))["pid"])
+            except (ValueError, LookupError, StopIteration, TypeError):
+                pass
+        time.sleep(1)
+    raise SystemExit("the Celery worker did not report its pid in time")
+
+
+def worker_comes_back(deadline: float) -> None:
+    """Kill the worker outright; its supervisor (scripts/supervise.py) must start another."""
+    before = worker_pid(deadline)
+    os.kill(before, signal.SIGKILL)
+    while time.monotonic() < deadline:
+        if worker_pid(deadline) != before:
+            return
+        time.sleep(1)
+    raise SystemExit("the killed worker did not come back in time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="start, check, stop, exit")
@@ -122,6 +157,8 @@ def main() -> None:
         wait_until_up(f"http://127.0.0.1:{sandbox_port}/_sandbox/health/", procs, deadline)
         worker_answers_ping(deadline)
         print("check: web server, TikTok sandbox and worker are up", flush=True)
+        worker_comes_back(time.monotonic() + 90)
+        print("check: a killed worker came back by itself", flush=True)
     finally:
         os.killpg(procs.pid, signal.SIGINT)
         try:

@@ -44,5 +44,7 @@ def test_run_check_sets_up_a_clean_state_and_starts_everything(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "check: web server, TikTok sandbox and worker are up" in result.stdout
+    assert "check: a killed worker came back by itself" in result.stdout
     assert "check: everything stopped cleanly" in result.stdout
+    assert "No hostname was supplied" not in output
     assert "Demo data loaded" in result.stdout

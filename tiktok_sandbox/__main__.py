@@ -17,12 +17,14 @@ from .server import create_app
 
 SWITCH_FLAGS = {
     "qps": int,
+    "qpm": int,
     "batch_limit": int,
     "processing_delay_s": float,
     "match_rate": float,
     "error_rate": float,
     "html_502_rate": float,
     "drop_rate": float,
+    "drop_answer_rate": float,
     "latency_ms": int,
 }
 

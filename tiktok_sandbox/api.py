@@ -21,6 +21,8 @@ from .validation import (
     BAD_CALCULATE_TYPE,
     BAD_SECRET,
     BAD_SIGNATURE,
+    INVALID_BATCH_SIZE,
+    INVALID_PARAM,
     NO_PERMISSION,
     NOT_FOUND,
     TOKEN_INVALID,
@@ -53,8 +55,14 @@ FILE_ID_TYPES = (
     "GAID_MD5",
     "FIRST_SHA256",
     "FIRST_MD5",
+    "MAID_SHA256",
+    "MAID_MD5",
 )
 FILE_CALCULATE_TYPES = (*FILE_ID_TYPES, "MULTIPLE_TYPES")
+# MAID_* (mobile advertising ids) are TikTok's other names for FIRST_*.
+CALCULATE_TYPE_ALIASES = {"MAID_SHA256": "FIRST_SHA256", "MAID_MD5": "FIRST_MD5"}
+# A partner audience takes every id type sent through segment/mapping/.
+PARTNER_CALCULATE_TYPE = "MULTIPLE_TYPES"
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MIN_AUDIENCE_SIZE = 1000
 MAX_EVENTS = 1000
@@ -91,11 +99,18 @@ class Call:
         return advertiser_id
 
     def owned_audience(
-        self, audience_id: str, advertiser_ids: tuple[str, ...] | list[str], field_name: str
+        self,
+        audience_id: str,
+        advertiser_ids: tuple[str, ...] | list[str],
+        field_name: str,
+        *,
+        unknown: ApiError | None = None,
     ) -> Audience:
         audience = self.sandbox.store.audience_get(audience_id)
         if audience is None or audience.advertiser_id not in advertiser_ids:
-            raise ApiError(NOT_FOUND, f"{field_name}: audience {audience_id} does not exist.")
+            raise unknown or ApiError(
+                NOT_FOUND, f"{field_name}: audience {audience_id} does not exist."
+            )
         return audience
 
 
@@ -185,7 +200,7 @@ def user_info(call: Call) -> dict[str, Any]:
 
 def segment_audience(call: Call) -> dict[str, Any]:
     advertiser_id = call.advertiser(id_field(call.params, "advertiser_id"), write=True)
-    action = enum(call.params, "action", ("create", "delete"))
+    action = enum(call.params, "action", ("create", "delete"), default="create")
     call.log["action"] = action
     store = call.sandbox.store
     if action == "delete":
@@ -196,12 +211,13 @@ def segment_audience(call: Call) -> dict[str, Any]:
     name = string(call.params, "custom_audience_name")
     if len(name) > 70:
         name = name[:67] + "..."
-    id_type = enum(call.params, "id_type", SEGMENT_ID_TYPES)
+    # `id_type` was dropped by the open-source integrations in 2024 and TikTok's Go SDK has
+    # no such field: accepted when sent, and ignored like any field TikTok does not know.
     audience = store.audience_create(
         advertiser_id=advertiser_id,
         name=name,
         kind="partner",
-        calculate_type=id_type,
+        calculate_type=PARTNER_CALCULATE_TYPE,
         retention_days=DEFAULT_RETENTION_DAYS,
     )
     call.log["audience_id"] = audience.audience_id
@@ -214,14 +230,15 @@ def segment_mapping(call: Call) -> dict[str, Any]:
     for advertiser_id in advertiser_ids:
         call.advertiser(advertiser_id, write=True)
     call.log["advertiser_ids"] = advertiser_ids
-    action = enum(params, "action", ("add", "delete"))
+    action = enum(params, "action", ("add", "delete"), default="add")
     call.log["action"] = action
     schema = params.get("id_schema")
     if not isinstance(schema, list) or not schema:
         raise invalid("id_schema", "must be a non-empty list of id types.")
     for i, id_type in enumerate(schema):
-        if id_type not in SEGMENT_ID_TYPES:
+        if not isinstance(id_type, str) or id_type.upper() not in SEGMENT_ID_TYPES:
             raise invalid(f"id_schema[{i}]", f"must be one of {', '.join(SEGMENT_ID_TYPES)}.")
+    schema = [id_type.upper() for id_type in schema]  # TikTok takes any case
     if len(set(schema)) != len(schema):
         raise invalid("id_schema", "must not repeat an id type.")
     batch = params.get("batch_data")
@@ -230,6 +247,8 @@ def segment_mapping(call: Call) -> dict[str, Any]:
     limit = call.sandbox.tunables.batch_limit
     call.log["counts"] = {"people": len(batch)}
     if len(batch) > limit:
+        if call.sandbox.tunables.batch_limit_code == INVALID_BATCH_SIZE:
+            raise ApiError(INVALID_BATCH_SIZE, f"batch_data: invalid batch size (limit {limit}).")
         raise ApiError(
             TOO_MANY_IDS,
             f"batch_data: too many ids in one request ({len(batch)} people; the limit is {limit}).",
@@ -239,7 +258,12 @@ def segment_mapping(call: Call) -> dict[str, Any]:
     audience_ids = sorted({audience_id for audience_id, _ in groups})
     call.log["audience_ids"] = audience_ids
     for audience_id in audience_ids:
-        call.owned_audience(audience_id, advertiser_ids, "audience_ids")
+        call.owned_audience(
+            audience_id,
+            advertiser_ids,
+            "audience_ids",
+            unknown=ApiError(INVALID_PARAM, "invalid audience ID"),
+        )
         if call.sandbox.tunables.force_processing:
             raise invalid(
                 "audience_ids", f"audience {audience_id} is processing, please try again later."
@@ -386,6 +410,10 @@ def file_upload(call: Call) -> dict[str, Any]:
     return {"file_path": file_path}
 
 
+def same_calculate_type(a: str, b: str) -> bool:
+    return CALCULATE_TYPE_ALIASES.get(a, a) == CALCULATE_TYPE_ALIASES.get(b, b)
+
+
 def _file_groups(call: Call, advertiser_id: str, calculate_type: str) -> list[IdGroup]:
     file_paths = string_list(call.params, "file_paths", max_len=500)
     groups: list[IdGroup] = []
@@ -393,7 +421,7 @@ def _file_groups(call: Call, advertiser_id: str, calculate_type: str) -> list[Id
         stored = call.sandbox.store.file_get(file_path)
         if stored is None or stored[0] != advertiser_id:
             raise ApiError(NOT_FOUND, f"file_paths[{i}]: file {file_path} does not exist.")
-        if stored[1] != calculate_type:
+        if not same_calculate_type(stored[1], calculate_type):
             raise invalid(f"file_paths[{i}]", f"was uploaded as {stored[1]}, not {calculate_type}.")
         groups.extend(parse_file(stored[2], calculate_type, f"file_paths[{i}]")[0])
     call.log["counts"] = {"files": len(file_paths), "ids": sum(len(g.digests) for g in groups)}
@@ -421,15 +449,29 @@ def custom_audience_create(call: Call) -> dict[str, Any]:
 
 
 def custom_audience_update(call: Call) -> dict[str, Any]:
+    """Rename and/or change the members from files. `file_paths` is optional: a rename
+    alone is valid (for partner audiences too); members of a partner audience change only
+    through segment/mapping/."""
     advertiser_id = call.advertiser(id_field(call.params, "advertiser_id"), write=True)
     audience_id = id_field(call.params, "custom_audience_id")
     audience = call.owned_audience(audience_id, (advertiser_id,), "custom_audience_id")
     call.log["audience_id"] = audience_id
+    name = string(call.params, "custom_audience_name", max_len=128, required=False)
+    action = enum(call.params, "action", ("APPEND", "REMOVE", "REPLACE"), default="REPLACE")
+    has_files = call.params.get("file_paths") not in (None, [], "")
+    if not has_files:
+        if not name:
+            raise invalid(
+                "custom_audience_name",
+                "This field is required when no file_paths are given (nothing to update).",
+            )
+        call.log["action"] = "RENAME"
+        call.sandbox.store.audience_rename(audience_id, name)
+        return {}
     if audience.kind != "file":
         raise invalid(
             "custom_audience_id", "is a partner audience; change it through segment/mapping/."
         )
-    action = enum(call.params, "action", ("APPEND", "REMOVE", "REPLACE"), default="REPLACE")
     call.log["action"] = action
     groups = _file_groups(call, advertiser_id, audience.calculate_type)
     sandbox = call.sandbox
@@ -447,6 +489,8 @@ def custom_audience_update(call: Call) -> dict[str, Any]:
                 f"fewer than the minimum of {MIN_AUDIENCE_SIZE}.",
             )
         _apply_update(sandbox, audience_id, action, groups)
+        if name:
+            sandbox.store.audience_rename(audience_id, name)
     return {}
 
 
@@ -462,14 +506,15 @@ def _apply_update(sandbox: Sandbox, audience_id: str, action: str, groups: list[
 
 def audience_details(sandbox: Sandbox, audience: Audience) -> dict[str, Any]:
     members = sandbox.store.members.get(audience.audience_id) or AudienceMembers()
-    processing = sandbox.is_processing(
-        audience.created_at if audience.kind == "partner" else audience.changed_at
-    )
+    partner = audience.kind == "partner"
+    processing = sandbox.is_processing(audience.created_at if partner else audience.changed_at)
     return {
         "audience_id": audience.audience_id,
         "name": audience.name,
-        "calculate_type": audience.calculate_type,
-        "type": "Partner Audience" if audience.kind == "partner" else "Customer File",
+        # Partner audiences report MULTIPLE_TYPES (also those stored before id_type was
+        # dropped), "Partner" and null msg/error_msg, as TikTok does.
+        "calculate_type": PARTNER_CALCULATE_TYPE if partner else audience.calculate_type,
+        "type": "Partner" if partner else "Customer File",
         "audience_sub_type": "NORMAL",
         "cover_num": members.matched(sandbox.tunables.match_rate),
         "is_valid": not processing,
@@ -479,8 +524,8 @@ def audience_details(sandbox: Sandbox, audience: Audience) -> dict[str, Any]:
         "owner_id": audience.advertiser_id,
         "create_time": timestamp(audience.created_at),
         "expired_time": timestamp(audience.created_at + audience.retention_days * 86400),
-        "error_msg": "",
-        "msg": "Processing" if processing else "",
+        "error_msg": None if partner else "",
+        "msg": None if partner else ("Processing" if processing else ""),
     }
 
 

@@ -34,13 +34,27 @@ class Tunables:
     """The switches that can also be changed at run time through the control endpoint."""
 
     qps: int = 10
+    # Requests per minute per app (TikTok's basic tier: 600); 0 means no per-minute limit.
+    qpm: int = 0
     batch_limit: int = 10_000
+    # The code a batch over the limit gets: 40011 (too many ids) or 40061 (invalid batch size).
+    batch_limit_code: int = 40011
     processing_delay_s: float = 10.0
     match_rate: float = 0.7
     error_rate: float = 0.0
     html_502_rate: float = 0.0
     drop_rate: float = 0.0
+    # The request is carried out, then the connection is dropped: the answer is lost.
+    drop_answer_rate: float = 0.0
+    # A successful answer comes with code 20001 (partial success) instead of 0.
+    partial_ok_rate: float = 0.0
     latency_ms: int = 0
+    # An identical segment/audience/ or segment/mapping/ request from the same app within
+    # this many seconds of one that succeeded answers 40050 (duplicated request), changing
+    # nothing; 0 turns the check off.
+    duplicate_window_s: float = 0.0
+    # Tokens older than this answer 40102 (access token expired); None: they never expire.
+    token_ttl_s: float | None = None
     force_processing: bool = False
     # Faults only hit these endpoints (e.g. ["segment/mapping/"]); empty means every endpoint.
     fault_endpoints: tuple[str, ...] = ()
@@ -67,17 +81,34 @@ class Tunables:
 
 
 def _coerce_switch(name: str, value: Any) -> Any:
-    if name in ("error_rate", "html_502_rate", "drop_rate", "match_rate"):
+    if name in (
+        "error_rate",
+        "html_502_rate",
+        "drop_rate",
+        "drop_answer_rate",
+        "partial_ok_rate",
+        "match_rate",
+    ):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
             raise ConfigError(f"{name} must be a number from 0 to 1")
         return float(value)
-    if name == "processing_delay_s":
+    if name in ("processing_delay_s", "duplicate_window_s"):
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{name} must be a number of seconds, 0 or more")
         return float(value)
-    if name in ("qps", "batch_limit", "latency_ms"):
+    if name == "token_ttl_s":
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+        ):
+            raise ConfigError("token_ttl_s must be a number of seconds, 0 or more, or null")
+        return None if value is None else float(value)
+    if name == "batch_limit_code":
+        if value not in (40011, 40061) or isinstance(value, bool):
+            raise ConfigError("batch_limit_code must be 40011 or 40061")
+        return value
+    if name in ("qps", "qpm", "batch_limit", "latency_ms"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{name} must be a whole number, 0 or more (qps 0 = no limit)")
+            raise ConfigError(f"{name} must be a whole number, 0 or more (qps/qpm 0 = no limit)")
         if name == "batch_limit" and value < 1:
             raise ConfigError("batch_limit must be at least 1")
         return value

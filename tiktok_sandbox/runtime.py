@@ -22,6 +22,8 @@ class Sandbox:
         self.tunables = config.tunables
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, int]] = {}
+        self._minute_windows: dict[str, tuple[int, int]] = {}
+        self._taken: dict[tuple[str, str, str], float] = {}  # request key -> when it succeeded
         self._faults_injected = 0
         self._log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self._log_seq = 0
@@ -41,6 +43,8 @@ class Sandbox:
         with self._lock:
             self.tunables = self.defaults
             self._windows.clear()
+            self._minute_windows.clear()
+            self._taken.clear()
             self._faults_injected = 0
             self._log.clear()
 
@@ -52,7 +56,8 @@ class Sandbox:
     # --- per-request decisions ---------------------------------------------------------
 
     def draw_fault(self, endpoint: str) -> str | None:
-        """ "drop", "html_502", "error" or None, drawn for one API request."""
+        """ "drop", "html_502", "error", "drop_answer", "partial_ok" or None, drawn for one
+        API request. The last two act after the request succeeded."""
         t = self.tunables
         if t.fault_endpoints and endpoint not in t.fault_endpoints:
             return None
@@ -61,30 +66,64 @@ class Sandbox:
                 return None
             roll = self._random.random()
             fault = None
-            if roll < t.drop_rate:
-                fault = "drop"
-            elif roll < t.drop_rate + t.html_502_rate:
-                fault = "html_502"
-            elif roll < t.drop_rate + t.html_502_rate + t.error_rate:
-                fault = "error"
+            for name, rate in (
+                ("drop", t.drop_rate),
+                ("html_502", t.html_502_rate),
+                ("error", t.error_rate),
+                ("drop_answer", t.drop_answer_rate),
+                ("partial_ok", t.partial_ok_rate),
+            ):
+                if roll < rate:
+                    fault = name
+                    break
+                roll -= rate
             if fault:
                 self._faults_injected += 1
             return fault
 
-    def admit(self, app_id: str) -> bool:
-        """Fixed one-second windows per app: at most `qps` admitted requests each second."""
-        qps = self.tunables.qps
-        if qps <= 0:
-            return True
-        second = int(time.time())
+    def admit(self, app_id: str) -> str | None:
+        """Fixed one-second and one-minute windows per app: at most `qps` admitted requests
+        each second and `qpm` each minute. Returns the limit hit ("qps" or "qpm") or None."""
+        limits = (
+            ("qps", self.tunables.qps, self._windows, 1),
+            ("qpm", self.tunables.qpm, self._minute_windows, 60),
+        )
+        now = int(time.time())
         with self._lock:
-            window, count = self._windows.get(app_id, (second, 0))
-            if window != second:
-                window, count = second, 0
-            if count >= qps:
-                return False
-            self._windows[app_id] = (window, count + 1)
-            return True
+            for name, limit, windows, length in limits:
+                if limit <= 0:
+                    continue
+                window, count = windows.get(app_id, (now // length, 0))
+                if window == now // length and count >= limit:
+                    return name
+            for _name, limit, windows, length in limits:
+                if limit <= 0:
+                    continue
+                window, count = windows.get(app_id, (now // length, 0))
+                if window != now // length:
+                    window, count = now // length, 0
+                windows[app_id] = (window, count + 1)
+            return None
+
+    # --- duplicated requests (40050) ----------------------------------------------------
+
+    def seen_recently(self, key: tuple[str, str, str]) -> bool:
+        window = self.tunables.duplicate_window_s
+        if window <= 0:
+            return False
+        with self._lock:
+            taken = self._taken.get(key)
+            return taken is not None and time.time() - taken < window
+
+    def remember(self, key: tuple[str, str, str]) -> None:
+        window = self.tunables.duplicate_window_s
+        if window <= 0:
+            return
+        now = time.time()
+        with self._lock:
+            for old in [k for k, t in self._taken.items() if now - t >= window]:
+                del self._taken[old]
+            self._taken[key] = now
 
     def is_processing(self, changed_at: float) -> bool:
         return time.time() < changed_at + self.tunables.processing_delay_s

@@ -75,6 +75,7 @@ class Token:
     app_id: str
     advertiser_ids: tuple[str, ...]
     revoked: bool
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,12 +210,13 @@ class Store:
     def token_get(self, token: str) -> Token | None:
         with self.lock:
             row = self.db.execute(
-                "SELECT token, app_id, advertiser_ids, revoked_at FROM tokens WHERE token = ?",
+                "SELECT token, app_id, advertiser_ids, revoked_at, created_at FROM tokens "
+                "WHERE token = ?",
                 (token,),
             ).fetchone()
         if row is None:
             return None
-        return Token(row[0], row[1], tuple(json.loads(row[2])), row[3] is not None)
+        return Token(row[0], row[1], tuple(json.loads(row[2])), row[3] is not None, row[4])
 
     def token_revoke(self, token: str) -> bool:
         with self.transaction() as db:
@@ -279,6 +281,14 @@ class Store:
                 (advertiser_id,),
             ).fetchall()
         return [_audience(row) for row in rows]
+
+    def audience_rename(self, audience_id: str, name: str) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE audiences SET name = ? WHERE audience_id = ?", (name, int(audience_id))
+            )
+            self._history(db, int(audience_id), "Update", "Audience renamed", now)
 
     def audience_history(self, audience_id: str, limit: int) -> list[dict[str, Any]]:
         with self.lock:

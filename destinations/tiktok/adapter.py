@@ -24,6 +24,7 @@ from destinations.models import DestinationAttribute, SourceTable
 from destinations.tiktok.client import TikTokClient, audience_name
 from destinations.tiktok.errors import (
     BatchTooLargeError,
+    DuplicatedRequestError,
     RateLimitedError,
     TikTokError,
     TransientError,
@@ -200,11 +201,13 @@ class AudienceAdapter:
 
     # -- retries ---------------------------------------------------------------------
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
+    def call(self, what: str, fn: Callable[[], T], *, retry_transient: bool = True) -> T:
         """Run one TikTok call; retry transient failures, wait out rate limits.
 
         Permanent errors (including ReauthorizationRequired and BatchTooLargeError) go
-        straight to the caller: retrying them cannot help.
+        straight to the caller: retrying them cannot help. With ``retry_transient`` off,
+        transient failures other than rate limits (which TikTok answers before doing
+        anything) go to the caller too: for calls that are not safe to repeat blindly.
         """
         attempt = 0
         limited_since: float | None = None
@@ -229,6 +232,8 @@ class AudienceAdapter:
                 continue
             except TransientError as exc:
                 self.pacer.after()
+                if not retry_transient:
+                    raise
                 attempt += 1
                 self.stats.retries += 1
                 self.stats.last_error = str(exc)
@@ -267,11 +272,38 @@ class AudienceAdapter:
             return None
         return max(found, key=lambda a: (a.create_time, int(a.audience_id or 0))).audience_id
 
-    def create_audience(self, name: str, id_type: str) -> str:
-        return self.call(
-            f"creating audience “{name}”",
-            lambda: self.client.create_audience(self.advertiser_id, name, id_type),
-        )
+    def create_audience(self, name: str, *, exclude: Collection[str] = ()) -> str:
+        """Create the audience, exactly once at TikTok.
+
+        Creating is not idempotent: a create whose answer was lost (timeout, dropped
+        connection, a 5xx or 5xxxx after TikTok may have acted, 40050 "duplicated request")
+        may have created the audience. So after such a failure the audience is looked up
+        by name (ignoring `exclude`, the ids the product already uses) before any new create.
+        """
+        what = f"creating audience “{name}”"
+        attempt = 0
+        while True:
+            try:
+                return self.call(
+                    what,
+                    lambda: self.client.create_audience(self.advertiser_id, name),
+                    retry_transient=False,
+                )
+            except (TransientError, DuplicatedRequestError) as exc:
+                attempt += 1
+                self.stats.retries += 1
+                self.stats.last_error = str(exc)
+                # Give TikTok a moment: a create it is still finishing may not be listed yet.
+                self.sleep(self.policy.backoff(attempt))
+                found = self.find_audience(name, exclude=exclude)
+                if found is not None:
+                    logger.info("%s: answer lost (%s); found audience %s by name", what, exc, found)
+                    return found
+                if attempt >= self.policy.max_attempts:
+                    raise GaveUp(
+                        f"{what} failed {attempt} times in a row; last: {exc}", last=exc
+                    ) from exc
+                logger.info("%s: %s; not created, trying again", what, exc)
 
     # -- members ---------------------------------------------------------------------
 

@@ -21,11 +21,16 @@ from django.conf import settings
 from destinations.crypto import Secret
 from destinations.tiktok.errors import (
     AppConfigurationError,
+    AudienceNotFoundError,
+    DuplicatedRequestError,
+    NotFoundError,
+    Outcome,
     RateLimitedError,
     ReauthorizationRequired,
     TikTokError,
     TransientError,
     error_for_code,
+    outcome_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,6 +87,15 @@ class AudienceStatus:
     create_time: str = ""
     error_msg: str = ""
     history: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class AudienceLookup:
+    """`found`: the audiences TikTok reported; `unknown`: those it refused as unknown, with
+    its answer (the reason to show)."""
+
+    found: dict[str, AudienceStatus] = field(default_factory=dict)
+    unknown: dict[str, NotFoundError] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,36 +157,60 @@ def _call(
         raise TransientError(f"{type(exc).__name__} calling {path}") from None
 
     request_id = response.headers.get("X-Tt-Logid", "")
-    if response.status_code != 200:
-        status = response.status_code
-        if status == 429:
-            raise RateLimitedError(f"HTTP 429 calling {path}", request_id=request_id)
-        if status >= 500:
-            raise TransientError(f"HTTP {status} from TikTok calling {path}", request_id=request_id)
-        if status == 404:
-            raise AppConfigurationError(
-                f"HTTP 404 calling {path}: check TIKTOK_API_BASE_URL", request_id=request_id
-            )
-        raise TransientError(f"HTTP {status} from TikTok calling {path}", request_id=request_id)
-    try:
-        envelope = response.json()
-    except ValueError:
-        # A gateway's HTML page with status 200 is as transient as a 502.
-        raise TransientError(
-            f"TikTok answered {path} with something that is not JSON", request_id=request_id
-        ) from None
-    if not isinstance(envelope, dict) or "code" not in envelope:
-        raise TransientError(f"TikTok answered {path} without an envelope", request_id=request_id)
-    request_id = str(envelope.get("request_id") or request_id)
-    try:
-        code = int(envelope["code"])
-    except (TypeError, ValueError):
-        raise TransientError(f"TikTok answered {path} with code {envelope['code']!r}") from None
-    if code != 0:
-        message = str(envelope.get("message") or "no message")
+    status = response.status_code
+    envelope = _envelope(response)
+    if envelope is None or (status != 200 and envelope[0] == 0):
+        # Not an envelope (an HTML gateway page, a plain-text 404): the request never
+        # reached the API, so the HTTP status is all there is to go on.
+        raise _transport_fault(status, path, request_id)
+    code, message, envelope_request_id, data = envelope
+    request_id = envelope_request_id or request_id
+    outcome = outcome_of(code)
+    if outcome == Outcome.PARTIAL_SUCCESS:
+        logger.warning(
+            "TikTok took %s only in part (code %s, request %s): %s", path, code, request_id, message
+        )
+    elif outcome != Outcome.SUCCESS:
+        # Some errors come with a 4xx status and the envelope: its code says what to do.
         raise error_for_code(code, message, request_id=request_id, during_oauth=during_oauth)
-    data = envelope.get("data")
-    return data if isinstance(data, dict) else {}
+    return data
+
+
+def _envelope(response: requests.Response) -> tuple[int, str, str, dict[str, Any]] | None:
+    """(code, message, request_id, data) when the body is TikTok's JSON envelope."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or "code" not in body:
+        return None
+    raw_code = body["code"]
+    if isinstance(raw_code, bool) or not isinstance(raw_code, int | str):
+        return None
+    try:
+        code = int(raw_code)
+    except ValueError:
+        return None
+    data = body.get("data")
+    return (
+        code,
+        str(body.get("message") or "no message"),
+        str(body.get("request_id") or ""),
+        data if isinstance(data, dict) else {},
+    )
+
+
+def _transport_fault(status: int, path: str, request_id: str) -> TikTokError:
+    if status == 200:
+        # A gateway's HTML page (or an odd body) with status 200 is as transient as a 502.
+        return TransientError(f"TikTok answered {path} without an envelope", request_id=request_id)
+    if status == 429:
+        return RateLimitedError(f"HTTP 429 calling {path}", request_id=request_id)
+    if status == 404:
+        return AppConfigurationError(
+            f"HTTP 404 calling {path}: check TIKTOK_API_BASE_URL", request_id=request_id
+        )
+    return TransientError(f"HTTP {status} from TikTok calling {path}", request_id=request_id)
 
 
 def _check_mapping(action: str, id_schema: Sequence[str]) -> None:
@@ -318,9 +356,13 @@ class TikTokClient:
 
     # -- audiences (segment API) --
 
-    def create_audience(self, advertiser_id: str, name: str, id_type: str) -> str:
-        if id_type not in ID_TYPES:
-            raise ValueError(f"unknown id_type {id_type!r}")
+    def create_audience(self, advertiser_id: str, name: str) -> str:
+        """POST segment/audience/ (create). No ``id_type``: the open-source integrations
+        dropped it in 2024 and TikTok's Go SDK has no such field; one partner audience
+        takes every id type sent to it through segment/mapping/.
+
+        Not idempotent: when the answer is lost, look the audience up by name before
+        creating again (`AudienceAdapter.create_audience` does)."""
         data = self._call(
             "POST",
             "segment/audience",
@@ -328,7 +370,6 @@ class TikTokClient:
                 "advertiser_id": str(advertiser_id),
                 "action": "create",
                 "custom_audience_name": audience_name(name),
-                "id_type": id_type,
             },
         )
         audience_id = data.get("audience_id")
@@ -363,9 +404,8 @@ class TikTokClient:
             if len(row) != len(id_schema):
                 raise ValueError("every row needs one value (or None) per id_schema entry")
             batch_data.append([{"id": v, "audience_ids": ids} if v else {} for v in row])
-        self._call(
-            "POST",
-            "segment/mapping",
+        self._mapping(
+            ids,
             body={
                 "advertiser_ids": [str(advertiser_id)],
                 "action": action,
@@ -373,6 +413,19 @@ class TikTokClient:
                 "batch_data": batch_data,
             },
         )
+
+    def _mapping(self, audience_ids: Sequence[str], **kwargs: Any) -> None:
+        """segment/mapping/ is idempotent (adding a present id or deleting an absent one
+        changes nothing), so TikTok's 40050 "duplicated request" (the first try of a request
+        whose answer was lost was taken) means this request is done."""
+        try:
+            self._call("POST", "segment/mapping", **kwargs)
+        except DuplicatedRequestError as exc:
+            logger.info("segment/mapping/: %s; counted as done", exc)
+        except AudienceNotFoundError as exc:
+            if audience_ids and not exc.audience_ids:
+                exc.audience_ids = tuple(audience_ids)
+            raise
 
     def update_members_json(
         self,
@@ -390,7 +443,7 @@ class TikTokClient:
             {"advertiser_ids": [str(advertiser_id)], "action": action, "id_schema": list(id_schema)}
         )
         body = f'{head[:-1]}, "batch_data": [{",".join(batch_data)}]}}'.encode()
-        self._call("POST", "segment/mapping", raw_body=body)
+        self._mapping((), raw_body=body)
 
     def get_audiences(
         self, advertiser_id: str, audience_ids: Sequence[str]
@@ -404,6 +457,31 @@ class TikTokClient:
             },
         )
         return [_audience_status(item) for item in data.get("list") or [] if isinstance(item, dict)]
+
+    def audience_statuses(self, advertiser_id: str, audience_ids: Sequence[str]) -> AudienceLookup:
+        """dmp/custom_audience/get/ for many audiences, sorting out those TikTok no longer
+        knows: one unknown id fails the whole request (40002 "invalid audience ID" or
+        40007), so a failing list is halved until the unknown ids are alone. Ids TikTok
+        neither reports nor refuses are in neither part of the answer."""
+        lookup = AudienceLookup()
+        pending = [sorted({str(a) for a in audience_ids})]
+        while pending:
+            ids = pending.pop()
+            if not ids:
+                continue
+            try:
+                for status in self.get_audiences(advertiser_id, ids):
+                    if status.audience_id in ids:
+                        lookup.found[status.audience_id] = status
+            except NotFoundError as exc:
+                if not isinstance(exc, AudienceNotFoundError) and exc.code != 40007:
+                    raise  # the advertiser, not an audience, is missing
+                if len(ids) == 1:
+                    lookup.unknown[ids[0]] = exc
+                else:
+                    half = len(ids) // 2
+                    pending += [ids[half:], ids[:half]]
+        return lookup
 
     def list_audiences(
         self, advertiser_id: str, *, page: int = 1, page_size: int = 100

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from customers.loading import MalformedFile, _rows_of, _Source
+from customers.loading import NUL_BYTE, UNBALANCED_QUOTES, MalformedFile, _rows_of, _Source
 
 FIELDS = ("plain", "", "  spaced  ", "comma,inside", 'say "hi"', "two\nlines", "cr\rhere")
 FIELDS += ("crlf\r\ninside", "é ü 漢字 😀", '"', "trailing\\", "\t tab")
@@ -29,12 +29,24 @@ def reference(path):
         return rows
 
 
-def read(path, block):
+def read_with_errors(path, block):
+    """(rows, errors of unreadable rows) as the import reads them."""
     source = _Source(path, block)
+    rows, errors = [], []
     try:
-        return [row for work in source.work(3) for row in _rows_of(work)]
+        for work in source.work(3):
+            good, bad = _rows_of(work)
+            rows += good
+            errors += bad
     finally:
         source.close()
+    return rows, errors
+
+
+def read(path, block):
+    rows, errors = read_with_errors(path, block)
+    assert errors == []
+    return rows
 
 
 def random_csv(rng: random.Random, quoted_share: float) -> bytes:
@@ -86,7 +98,7 @@ def test_a_file_with_only_carriage_returns_is_read_in_bounded_pieces(tmp_path):
         rows = []
         for work in source.work(10):
             assert len(source.buffer) <= 3 * 64
-            rows += _rows_of(work)
+            rows += _rows_of(work)[0]
     finally:
         source.close()
     assert rows == reference(path) and len(rows) == 500
@@ -100,8 +112,39 @@ def test_a_bad_byte_is_reported_near_its_row(tmp_path, block):
         read(path, block)
 
 
-def test_nul_bytes_after_the_header_are_read_as_csv_reader_reads_them(tmp_path):
+@pytest.mark.parametrize("block", [3, 1 << 20])
+def test_a_row_with_a_nul_byte_is_a_bad_row_and_the_others_are_read(tmp_path, block):
     path = tmp_path / "nul.csv"
-    path.write_bytes(b"customer_id,state\nC1,CA\nC2,\x00\x00\n")
-    for block in (3, 1 << 20):
-        assert read(path, block) == reference(path)
+    path.write_bytes(b'customer_id,state\nC1,CA\nC2,\x00\x00\nC3,"N\x00Y"\nC4,TX\n')
+    rows, errors = read_with_errors(path, block)
+    assert rows == [(2, ["C1", "CA"]), (5, ["C4", "TX"])]
+    assert errors == [(3, "", "", NUL_BYTE), (4, "", "", NUL_BYTE)]
+
+
+@pytest.mark.parametrize("block", [4, 64, 1 << 20])
+def test_an_unclosed_quote_is_one_bad_row_and_the_lines_after_it_are_read(tmp_path, block):
+    path = tmp_path / "quote.csv"
+    lines = ["customer_id,state", 'C1,"CA', "C2,NY", "C3,TX", 'C4,"W"A', "C5,OR", 'C6,"O', "C7,UT"]
+    path.write_bytes("\n".join(lines).encode())
+    rows, errors = read_with_errors(path, block)
+    assert rows == [(3, ["C2", "NY"]), (4, ["C3", "TX"]), (6, ["C5", "OR"]), (8, ["C7", "UT"])]
+    assert errors == [(n, "", "", UNBALANCED_QUOTES) for n in (2, 5, 7)]
+
+
+def test_a_quoted_field_over_several_lines_is_still_one_row(tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_bytes(b'customer_id,street\r\nC1,"1 Main St\r\nApt 2"\r\nC2,"x ""y"""\r\n')
+    for block in (2, 1 << 20):
+        assert read(path, block) == [(2, ["C1", "1 Main St\r\nApt 2"]), (3, ["C2", 'x "y"'])]
+
+
+def test_a_field_over_the_csv_size_limit_is_a_bad_row(tmp_path):
+    path = tmp_path / "long.csv"
+    long = b"x" * (csv.field_size_limit() + 10)
+    path.write_bytes(b"customer_id,state\nC1,CA\nC2," + long + b"\nC3,TX\n")
+    for block in (1000, 1 << 20):
+        rows, errors = read_with_errors(path, block)
+        assert rows == [(2, ["C1", "CA"]), (4, ["C3", "TX"])]
+        assert [(row, reason.startswith("a field is longer")) for row, _, _, reason in errors] == [
+            (3, True)
+        ]

@@ -149,14 +149,37 @@ def make_campaign(db) -> Callable[..., Campaign]:
         refresh_mode: str = RefreshMode.SYNC,
         idfa: bool = False,
         control_bp: int = 1000,
+        sql_segments: bool = False,
     ) -> Campaign:
+        """``sql_segments``: the same audience written as SQL segments. They run on the
+        fenced login (segments.fence), which on PostgreSQL sees committed rows only, so
+        tests using them are transactional."""
         user = UserFactory()
-        segment = Segment.objects.create(
-            name=f"{name} audience",
-            status=SegmentStatus.ACTIVE,
-            kind=SegmentKind.SQL,
-            sql="SELECT customer_id FROM customers WHERE loyalty_tier <> 'Gone'",
-        )
+
+        def tier_segment(segment_name: str, operator: str, tier: str) -> Segment:
+            if sql_segments:
+                comparison = "<>" if operator == "is_not" else "="
+                return Segment.objects.create(
+                    name=segment_name,
+                    status=SegmentStatus.ACTIVE,
+                    kind=SegmentKind.SQL,
+                    sql=f"SELECT customer_id FROM customers WHERE loyalty_tier {comparison} "
+                    f"'{tier}' AND loyalty_tier IS NOT NULL",
+                )
+            condition = {"type": "attribute", "attribute": "loyalty_tier",
+                         "operator": operator, "value": tier}  # fmt: skip
+            return Segment.objects.create(
+                name=segment_name,
+                status=SegmentStatus.ACTIVE,
+                definition={
+                    "version": 1,
+                    "combinator": "and",
+                    "sections": [{"combinator": "and", "conditions": [condition]}],
+                    "exclusions": {"combinator": "or", "conditions": []},
+                },
+            )
+
+        segment = tier_segment(f"{name} audience", "is_not", "Gone")
         campaign = Campaign.objects.create(
             name=name,
             status=CampaignStatus.SCHEDULED,
@@ -179,19 +202,13 @@ def make_campaign(db) -> Callable[..., Campaign]:
         )
         subs = []
         for position, tier in enumerate(groups):
-            tier_segment = Segment.objects.create(
-                name=f"{name} {tier}",
-                status=SegmentStatus.ACTIVE,
-                kind=SegmentKind.SQL,
-                sql=f"SELECT customer_id FROM customers WHERE loyalty_tier = '{tier}'",
-            )
             subs.append(
                 SubAudience.objects.create(
                     campaign=campaign,
                     position=position,
                     name=tier,
                     kind="segment",
-                    segment=tier_segment,
+                    segment=tier_segment(f"{name} {tier}", "is", tier),
                 )  # fmt: skip
             )
         subs.append(

@@ -38,7 +38,9 @@ class FakeTikTok:
     tokens: dict[str, list[str]] = field(default_factory=dict)  # live token -> advertiser ids
     revoked: set[str] = field(default_factory=set)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
-    faults: list[Any] = field(default_factory=list)  # next answers: int code, "html502", exc
+    # Next answers, in order: an int code, "html502", an exception, or a FakeResponse.
+    faults: list[Any] = field(default_factory=list)
+    unknown_audiences: set[str] = field(default_factory=set)  # get answers 40002 for these
 
     def grant_code(self, advertiser_ids: list[str] | None = None) -> str:
         code = secrets.token_hex(8)
@@ -64,14 +66,18 @@ class FakeTikTok:
     def err(code: int, message: str) -> FakeResponse:
         return FakeResponse(200, {"code": code, "message": message, "request_id": "r2", "data": {}})
 
-    def request(self, method, url, params=None, json=None, headers=None, timeout=None):  # noqa: ANN001
+    def request(self, method, url, params=None, json=None, data=None, headers=None, timeout=None):  # noqa: ANN001, E501
         assert timeout, "every call needs a timeout"
         path = url.removeprefix(BASE)
+        if data is not None:
+            json = jsonlib.loads(data)
         self.calls.append((method, path, json or params))
         if self.faults:
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
                 raise fault
+            if isinstance(fault, FakeResponse):
+                return fault
             if fault == "html502":
                 return FakeResponse(502, None, html=True)
             return self.err(fault, "injected fault")
@@ -108,6 +114,8 @@ class FakeTikTok:
             return self.ok()
         if path == "dmp/custom_audience/get/":
             audience_ids = jsonlib.loads(params["custom_audience_ids"])
+            if self.unknown_audiences & set(audience_ids):
+                return self.err(40002, "invalid audience ID")
             return self.ok(
                 {
                     "list": [

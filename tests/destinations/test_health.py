@@ -58,7 +58,7 @@ def test_an_auth_error_in_any_call_flags_the_destination(fake, make_destination,
     client = destination_client(destination)
     fake.revoke(token)
     with pytest.raises(ReauthorizationRequired):
-        client.create_audience(destination.advertiser_id, "x", "EMAIL_SHA256")
+        client.create_audience(destination.advertiser_id, "x")
     destination.refresh_from_db()
     assert destination.status == DestinationStatus.NEEDS_REAUTH
     assert Notification.objects.count() == len(operators)

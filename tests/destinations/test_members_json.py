@@ -34,7 +34,7 @@ def rows(audience_id: str, *people: tuple[str | None, str | None]) -> list[str]:
 def test_serialized_rows_add_and_delete_members_like_update_members(tiktok):
     sandbox, advertiser_id, token = tiktok
     client = TikTokClient(token)
-    audience_id = client.create_audience(advertiser_id, "serialized", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "serialized")
     schema = ["EMAIL_SHA256", "PHONE_SHA256"]
     people = [("a" * 64, "1" * 64), ("b" * 64, None), (None, "2" * 64)]
     client.update_members_json(advertiser_id, schema, rows(audience_id, *people), "add")
@@ -52,7 +52,7 @@ def test_a_revoked_token_raises_reauthorization_and_calls_the_hook(tiktok):
     sandbox, advertiser_id, token = tiktok
     seen = []
     client = TikTokClient(token, on_auth_error=seen.append)
-    audience_id = client.create_audience(advertiser_id, "revoked", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "revoked")
     sandbox.revoke_token(token)
     with pytest.raises(e.ReauthorizationRequired) as info:
         client.update_members_json(
@@ -74,7 +74,7 @@ def test_a_revoked_token_raises_reauthorization_and_calls_the_hook(tiktok):
 def test_faults_map_to_the_same_errors_as_every_call(tiktok, switches, expected):
     sandbox, advertiser_id, token = tiktok
     client = TikTokClient(token)
-    audience_id = client.create_audience(advertiser_id, "faults", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "faults")
     sandbox.control(**switches)
     with pytest.raises(expected):
         client.update_members_json(
@@ -89,7 +89,7 @@ def test_a_malformed_row_is_refused_by_tiktok_and_a_wrong_base_url_names_the_set
 ):
     sandbox, advertiser_id, token = tiktok
     client = TikTokClient(token)
-    audience_id = client.create_audience(advertiser_id, "malformed", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "malformed")
     with pytest.raises(e.PermanentError):
         client.update_members_json(advertiser_id, ["EMAIL_SHA256"], ['[{"id": 5}]'], "add")
     wrong = TikTokClient(token, base_url=sandbox.url + "/not-the-api/")

@@ -27,17 +27,18 @@ def test_a_marketer_cannot_connect_reauthorize_or_disconnect(
     assert destination.status == DestinationStatus.CONNECTED
 
 
-def test_a_viewer_lists_destinations_but_cannot_see_the_settings_pages(
+def test_a_viewer_lists_destinations_and_reads_but_cannot_change_the_settings(
     fake, viewer_client, make_destination
 ):
+    """A Viewer reads everything a marketer sees (PRODUCT.md roles), changes nothing."""
     destination = make_destination(fake.issue_token())
     page = viewer_client.get(reverse("destinations:list"))
     assert page.status_code == 200 and "TikTok Acme US" in page.content.decode()
     assert "Connect TikTok Ads" not in page.content.decode()
-    assert (
-        viewer_client.get(reverse("destinations:attributes", args=[destination.pk])).status_code
-        == 403
-    )
+    url = reverse("destinations:attributes", args=[destination.pk])
+    read = viewer_client.get(url)
+    assert read.status_code == 200 and 'type="submit">Save<' not in read.content.decode()
+    assert viewer_client.post(url, {"EMAIL-enabled": "on"}).status_code == 403
     assert viewer_client.get(reverse("destinations:select_advertiser")).status_code == 403
 
 

@@ -31,7 +31,7 @@ def test_a_working_token_lists_its_advertiser_and_passes_the_health_check(tiktok
 
 def test_audiences_are_created_filled_and_read_back(tiktok):
     sandbox, client, advertiser_id, _ = tiktok
-    audience_id = client.create_audience(advertiser_id, "x" * 90, "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "x" * 90)
     client.update_members(
         advertiser_id, [audience_id], ["EMAIL_SHA256"], [["a" * 64], ["b" * 64]], "add"
     )
@@ -54,7 +54,7 @@ def test_an_advertiser_the_token_does_not_cover_needs_reauthorization(tiktok):
     sandbox, client, advertiser_id, _ = tiktok
     sandbox.revoke_advertiser(advertiser_id)
     with pytest.raises(e.ReauthorizationRequired):
-        client.create_audience(advertiser_id, "n", "EMAIL_SHA256")
+        client.create_audience(advertiser_id, "n")
 
 
 def test_a_bogus_auth_code_restarts_authorization(tiktok):
@@ -83,7 +83,7 @@ def test_going_over_the_qps_limit_is_rate_limited(tiktok):
 
 def test_a_batch_over_the_limit_asks_to_split(tiktok):
     sandbox, client, advertiser_id, _ = tiktok
-    audience_id = client.create_audience(advertiser_id, "batch", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "batch")
     sandbox.control(batch_limit=2)
     with pytest.raises(e.BatchTooLargeError):
         client.update_members(
@@ -93,7 +93,7 @@ def test_a_batch_over_the_limit_asks_to_split(tiktok):
 
 def test_an_audience_still_processing_is_retried_later(tiktok):
     sandbox, client, advertiser_id, _ = tiktok
-    audience_id = client.create_audience(advertiser_id, "busy", "EMAIL_SHA256")
+    audience_id = client.create_audience(advertiser_id, "busy")
     sandbox.control(force_processing=True)
     with pytest.raises(e.StillProcessingError):
         client.update_members(advertiser_id, [audience_id], ["EMAIL_SHA256"], [["d" * 64]])

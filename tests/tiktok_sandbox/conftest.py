@@ -55,7 +55,6 @@ class Api:
                 "advertiser_id": advertiser_id,
                 "action": "create",
                 "custom_audience_name": name,
-                "id_type": "EMAIL_SHA256",
             },
         )
         return data["audience_id"]

@@ -33,23 +33,30 @@ def test_names_longer_than_70_characters_are_cut_to_67_plus_dots(api):
     assert details["list"][0]["audience_details"]["name"] == "x" * 67 + "..."
 
 
-def test_create_with_a_bad_id_type_or_missing_name_is_40002_naming_the_field(api):
-    bad = api.post(
-        "segment/audience/",
-        {
-            "advertiser_id": ADV1,
-            "action": "create",
-            "custom_audience_name": "n",
-            "id_type": "EMAIL",
-        },
-    )
-    assert bad["code"] == 40002 and bad["message"].startswith("id_type:")
-    missing = api.post(
-        "segment/audience/", {"advertiser_id": ADV1, "action": "create", "id_type": "EMAIL_SHA256"}
-    )
+def test_create_without_a_name_or_with_a_bad_action_is_40002_naming_the_field(api):
+    missing = api.post("segment/audience/", {"advertiser_id": ADV1, "action": "create"})
     assert missing["code"] == 40002 and missing["message"].startswith("custom_audience_name:")
     action = api.post("segment/audience/", {"advertiser_id": ADV1, "action": "make"})
     assert action["code"] == 40002 and action["message"].startswith("action:")
+
+
+def test_create_takes_id_type_as_optional_and_ignores_it(api):
+    for extra in ({}, {"id_type": "EMAIL_SHA256"}, {"id_type": "PHONE_SHA256"}):
+        body = {"advertiser_id": ADV1, "action": "create", "custom_audience_name": "n", **extra}
+        answer = api.post("segment/audience/", body)
+        assert answer["code"] == 0, answer
+        details = api.ok(
+            "GET",
+            "dmp/custom_audience/get/",
+            advertiser_id=ADV1,
+            custom_audience_ids=[answer["data"]["audience_id"]],
+        )["list"][0]["audience_details"]
+        assert details["calculate_type"] == "MULTIPLE_TYPES"
+
+
+def test_a_missing_action_means_create(api):
+    answer = api.post("segment/audience/", {"advertiser_id": ADV1, "custom_audience_name": "m"})
+    assert answer["code"] == 0 and answer["data"]["audience_id"].isdigit()
 
 
 def test_segment_delete_removes_the_audience_and_a_second_delete_is_40007(api):
@@ -164,10 +171,14 @@ def test_mapping_validation_names_the_field(api):
     assert api.post("segment/mapping/", body)["message"].startswith("batch_data:")
 
 
-def test_mapping_to_an_unknown_audience_or_another_advertisers_audience_is_40007(api):
+def test_mapping_to_an_unknown_audience_or_another_advertisers_is_40002_invalid_audience_id(
+    sandbox, api
+):
     other = api.create_audience(advertiser_id=ADV2)
-    assert api.mapping("7111111111111111111", [person(1)])["code"] == 40007
-    assert api.mapping(other, [person(1)], advertiser_id=ADV1)["code"] == 40007
+    for audience_id in ("7111111111111111111", other):
+        answer = api.mapping(audience_id, [person(1)], advertiser_id=ADV1)
+        assert (answer["code"], answer["message"]) == (40002, "invalid audience ID")
+    assert sandbox.audience_members(ADV2, other) == {}
 
 
 def test_forced_processing_answers_40002_processing_on_mapping(sandbox, api):
@@ -216,6 +227,19 @@ def test_get_returns_details_and_history(api):
     ):
         assert key in details
     assert item["audience_history"][0]["action"] == "Create"
+
+
+def test_a_partner_audience_reports_multiple_types_partner_and_null_messages(sandbox, api):
+    audience_id = api.create_audience()
+    sandbox.control(processing_delay_s=60)  # msg stays null even while TikTok works
+    for path in ("dmp/custom_audience/get/", "dmp/custom_audience/list/"):
+        answer = api.ok("GET", path, advertiser_id=ADV1, custom_audience_ids=[audience_id])
+        first = answer["list"][0]
+        details = first.get("audience_details", first)
+        assert details["calculate_type"] == "MULTIPLE_TYPES"
+        assert details["type"] == "Partner"
+        assert details["msg"] is None and details["error_msg"] is None
+        assert details["is_valid"] is False
 
 
 def test_dmp_delete_removes_audiences_and_unknown_ids_are_40007(sandbox, api):

@@ -73,3 +73,13 @@ def test_switch_updates_check_types():
     assert Tunables().updated({"drop_rate": 0.25}).drop_rate == 0.25
     with pytest.raises(ConfigError):
         Tunables().updated({"batch_limit": 0})
+
+
+def test_the_per_minute_limit_and_lost_answers_have_flags(tmp_path):
+    config, _, _ = parse_args(
+        ["--data-dir", str(tmp_path), "--qpm", "600", "--drop-answer-rate", "0.25"]
+    )
+    assert config.tunables.qpm == 600 and config.tunables.drop_answer_rate == 0.25
+    defaults = Tunables()
+    assert defaults.qpm == 0 and defaults.token_ttl_s is None
+    assert defaults.duplicate_window_s == 0 and defaults.batch_limit_code == 40011

@@ -219,3 +219,59 @@ def test_partner_audiences_cannot_be_updated_with_files(sandbox, api):
     audience_id = api.create_audience()
     answer = update(api, audience_id, [uploaded(sandbox, api, file_of(0, 1100))], "APPEND")
     assert answer["code"] == 40002 and answer["message"].startswith("custom_audience_id:")
+
+
+def test_maid_calculate_types_are_accepted_as_aliases_of_first(sandbox, api):
+    maids = [hashlib.sha256(f"maid-{n}".encode()).hexdigest() for n in range(1100)]
+    content = ("\n".join(maids) + "\n").encode()
+    answer = upload(sandbox, api, content, calculate_type="MAID_SHA256")
+    assert answer["code"] == 0, answer
+    for calculate_type in ("MAID_SHA256", "FIRST_SHA256"):
+        created = api.post(
+            "dmp/custom_audience/create/",
+            {
+                "advertiser_id": ADV1,
+                "custom_audience_name": f"devices {calculate_type}",
+                "calculate_type": calculate_type,
+                "file_paths": [answer["data"]["file_path"]],
+            },
+        )
+        assert created["code"] == 0, created
+        members = sandbox.audience_members(ADV1, created["data"]["custom_audience_id"])
+        assert set().union(*members.values()) == set(maids)
+    md5 = upload(sandbox, api, ("a" * 32 + "\n").encode(), calculate_type="MAID_MD5")
+    assert md5["code"] == 0, md5
+
+
+def test_a_rename_alone_is_a_valid_update_for_file_and_partner_audiences(sandbox, api):
+    file_audience = create(api, [uploaded(sandbox, api, file_of(0, 1100))])["data"][
+        "custom_audience_id"
+    ]
+    partner = api.create_audience(name="before")
+    sandbox.control(processing_delay_s=30)  # a rename changes no members: no processing wait
+    for audience_id in (file_audience, partner):
+        answer = api.post(
+            "dmp/custom_audience/update/",
+            {
+                "advertiser_id": ADV1,
+                "custom_audience_id": audience_id,
+                "custom_audience_name": f"renamed {audience_id}",
+            },
+        )
+        assert answer["code"] == 0, answer
+        details = api.ok(
+            "GET",
+            "dmp/custom_audience/get/",
+            advertiser_id=ADV1,
+            custom_audience_ids=[audience_id],
+        )["list"][0]["audience_details"]
+        assert details["name"] == f"renamed {audience_id}"
+    assert len(sandbox.audience_members(ADV1, file_audience)["EMAIL_SHA256"]) == 1100
+
+
+def test_an_update_with_neither_name_nor_files_is_40002(sandbox, api):
+    audience_id = api.create_audience()
+    answer = api.post(
+        "dmp/custom_audience/update/", {"advertiser_id": ADV1, "custom_audience_id": audience_id}
+    )
+    assert answer["code"] == 40002 and answer["message"].startswith("custom_audience_name:")

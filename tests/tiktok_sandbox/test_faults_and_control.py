@@ -140,3 +140,101 @@ def test_control_and_inspection_are_404_unless_enabled(locked_sandbox):
         == 404
     )
     assert requests.get(locked_sandbox.url + "/_sandbox/health/", timeout=5).status_code == 200
+
+
+# --- faults that act after TikTok did the work, and the limits TikTok enforces --------
+
+
+def test_drop_answer_rate_carries_out_the_request_and_then_drops_the_connection(sandbox, api):
+    from .conftest import person
+
+    audience_id = api.create_audience()
+    sandbox.control(drop_answer_rate=1.0, fault_endpoints=["segment/mapping/"])
+    with pytest.raises(requests.ConnectionError):
+        api.mapping(audience_id, [person(1)])
+    sandbox.reset()
+    assert sandbox.audience_members(ADV1, audience_id)["EMAIL_SHA256"] == {person(1)[0]}
+    sandbox.control(drop_answer_rate=1.0, fault_limit=1)
+    with pytest.raises(requests.ConnectionError):
+        api.create_audience(name="created in the dark")
+    names = [a["name"] for a in sandbox.audiences(ADV1)]
+    assert names.count("created in the dark") == 1
+    assert sandbox.request_log()[-1]["fault"] == "drop_answer"
+
+
+def test_partial_ok_rate_answers_20001_and_keeps_the_data(sandbox, api):
+    sandbox.control(partial_ok_rate=1.0, fault_endpoints=["segment/audience/"])
+    answer = api.post(
+        "segment/audience/",
+        {"advertiser_id": ADV1, "action": "create", "custom_audience_name": "part"},
+    )
+    assert answer["code"] == 20001 and answer["data"]["audience_id"].isdigit()
+    assert answer["data"]["audience_id"] in {a["audience_id"] for a in sandbox.audiences(ADV1)}
+
+
+def test_an_identical_write_within_the_duplicate_window_is_40050_and_changes_nothing(sandbox, api):
+    from .conftest import mapping_body, person
+
+    audience_id = api.create_audience()
+    sandbox.control(duplicate_window_s=30)
+    body = mapping_body(audience_id, [person(1)])
+    assert api.post("segment/mapping/", body)["code"] == 0
+    api.post("segment/mapping/", mapping_body(audience_id, [person(1)], action="delete"))
+    # The add again, identical to the first: TikTok refuses it as a duplicate.
+    assert api.post("segment/mapping/", body)["code"] == 40050
+    assert sandbox.audience_members(ADV1, audience_id).get("EMAIL_SHA256", set()) == set()
+    other = mapping_body(audience_id, [person(2)])
+    assert api.post("segment/mapping/", other)["code"] == 0  # a different body is new
+    sandbox.control(duplicate_window_s=0)
+    assert api.post("segment/mapping/", body)["code"] == 0
+
+
+def test_a_failed_request_is_not_remembered_as_a_duplicate(sandbox, api):
+    from .conftest import mapping_body, person
+
+    sandbox.control(duplicate_window_s=30)
+    body = mapping_body("7111111111111111111", [person(1)])
+    assert api.post("segment/mapping/", body)["code"] == 40002
+    assert api.post("segment/mapping/", body)["code"] == 40002
+
+
+def test_more_requests_than_the_per_minute_limit_are_40132(sandbox, api):
+    if time.time() % 60 > 55:  # keep the six requests inside one minute window
+        time.sleep(60 - time.time() % 60 + 0.1)
+    sandbox.control(qpm=3)
+    codes = [api.get("user/info/")["code"] for _ in range(6)]
+    assert codes == [0, 0, 0, 40132, 40132, 40132]
+    sandbox.control(qpm=0)
+    assert api.get("user/info/")["code"] == 0
+
+
+def test_tokens_older_than_token_ttl_answer_40102(sandbox, api):
+    assert api.get("user/info/")["code"] == 0
+    sandbox.control(token_ttl_s=0)
+    answer = api.get("user/info/")
+    assert answer["code"] == 40102 and "expired" in answer["message"]
+    sandbox.control(token_ttl_s=3600)
+    assert api.get("user/info/")["code"] == 0
+
+
+def test_the_batch_limit_code_can_be_40061(sandbox, api):
+    from .conftest import person
+
+    audience_id = api.create_audience()
+    sandbox.control(batch_limit=1, batch_limit_code=40061)
+    assert api.mapping(audience_id, [person(1), person(2)])["code"] == 40061
+    sandbox.control(batch_limit_code=40011)
+    assert api.mapping(audience_id, [person(1), person(2)])["code"] == 40011
+    assert sandbox.audience_members(ADV1, audience_id) == {}
+
+
+def test_new_switches_check_their_values(sandbox):
+    for body in (
+        {"batch_limit_code": 40002},
+        {"token_ttl_s": -1},
+        {"duplicate_window_s": "long"},
+        {"drop_answer_rate": 1.5},
+        {"qpm": -5},
+    ):
+        response = sandbox.http.post(sandbox.url + "/_sandbox/control/", json=body, timeout=5)
+        assert response.status_code == 400, body

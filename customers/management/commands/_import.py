@@ -39,6 +39,7 @@ def summary(result: LoadResult, seconds: float) -> str:
 
 class ImportCommand(BaseCommand):
     kind: ImportKind
+    can_replace = False  # devices: --replace
 
     def add_arguments(self, parser: CommandParser) -> None:
         spec = SPECS[self.kind]
@@ -49,8 +50,15 @@ class ImportCommand(BaseCommand):
             + ", ".join(f"{c.name}{'*' if c.required else ''}" for c in spec.columns)
             + " (* required)."
         )
+        if self.can_replace:
+            parser.add_argument(
+                "--replace",
+                action="store_true",
+                help="the file holds all the devices of each customer it lists: their other "
+                "devices are removed (the next keep-in-sync delivery removes their ids)",
+            )
 
-    def handle(self, *args, file: Path, **options) -> None:
+    def handle(self, *args, file: Path, replace: bool = False, **options) -> None:
         if not file.is_file():
             raise CommandError(f"{file} is not a file")
         report = error_report_path(file)
@@ -67,7 +75,7 @@ class ImportCommand(BaseCommand):
 
         try:
             result = customers_import_file(
-                kind=self.kind, path=file, error_report=report, progress=progress
+                kind=self.kind, path=file, error_report=report, progress=progress, replace=replace
             )
         except MalformedFile as exc:
             report.unlink(missing_ok=True)
@@ -75,6 +83,8 @@ class ImportCommand(BaseCommand):
         if tty:
             self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(summary(result, time.monotonic() - started)))
+        if replace:
+            self.stdout.write(f"{result.rows_deleted:,} devices not in the file removed")
         if result.ignored_columns:
             self.stdout.write(f"Ignored columns: {', '.join(result.ignored_columns)}")
         if result.error_count:
