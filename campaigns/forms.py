@@ -22,6 +22,32 @@ class CampaignNameForm(forms.Form):
     name = forms.CharField(max_length=120)
 
 
+DEFAULT_TIME = dt.time(9, 0)
+
+
+def complete_datetime(
+    date: dt.date | None, time: dt.time | None, previous: dt.datetime | None, timezone: str
+) -> dt.datetime:
+    """A date and a time in ``timezone`` where either may be missing: a missing part comes
+    from ``previous`` (the value saved before), else the time is 09:00 and the date is the
+    first day on which that time is still ahead."""
+    tz = zone(timezone)
+    before = previous.astimezone(tz) if previous else None
+    if time is None:
+        time = before.time().replace(second=0, microsecond=0) if before else DEFAULT_TIME
+    if date is None:
+        if before:
+            date = before.date()
+        else:
+            now = dt.datetime.now(tz)
+            date = (
+                now.date()
+                if dt.datetime.combine(now.date(), time, tz) > now
+                else (now.date() + dt.timedelta(days=1))
+            )
+    return dt.datetime.combine(date, time).replace(tzinfo=tz)
+
+
 class TimingForm(forms.Form):
     timing_mode = forms.ChoiceField(choices=TimingMode.choices, label="Campaign type")
     asap = forms.TypedChoiceField(
@@ -52,9 +78,12 @@ class TimingForm(forms.Form):
             "timezone": data["timezone"],
             "run_at": campaign.run_at,
         }
-        if data["run_date"] and data["run_time"]:
-            local = dt.datetime.combine(data["run_date"], data["run_time"])
-            values["run_at"] = local.replace(tzinfo=zone(data["timezone"]))
+        if data["run_date"] or data["run_time"]:
+            # Each input saves on change: a date picked before its time (or the reverse)
+            # is completed from what was chosen before, else 09:00 / the next such time.
+            values["run_at"] = complete_datetime(
+                data["run_date"], data["run_time"], campaign.run_at, data["timezone"]
+            )
         elif data["timing_mode"] == TimingMode.ONE_TIME and not data["asap"]:
             values["run_at"] = None
         for field in ("cadence", "end_mode"):
@@ -73,15 +102,15 @@ class LaunchForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if not data.get("use_default") and not (
-            data.get("launch_date") and data.get("launch_time")
-        ):
-            raise forms.ValidationError("Choose the launch date and time, or use the default.")
         return data
 
     def launch_at(self, campaign: Campaign) -> dt.datetime | None:
         data = self.cleaned_data
         if data["use_default"]:
             return None
-        local = dt.datetime.combine(data["launch_date"], data["launch_time"])
-        return local.replace(tzinfo=zone(campaign.timezone))
+        # Unticking "first delivery + 1 day" before any delivery date exists, or picking
+        # the date before the time, still gives a launch date the person can then adjust.
+        return complete_datetime(
+            data.get("launch_date"), data.get("launch_time"), campaign.launch_at,
+            campaign.timezone,
+        )  # fmt: skip

@@ -172,6 +172,12 @@ class SubAudience(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def split_total_percent(self) -> Decimal:
+        """The group's splits added up, in percent (must be 100)."""
+        total = sum(t.split_bp for t in self.treatments.all())
+        return (Decimal(total) / 100).quantize(Decimal("0.01"))
+
 
 class Treatment(models.Model):
     sub_audience = models.ForeignKey(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -54,8 +55,10 @@ from destinations.models import (
 )
 from destinations.selectors import destinations_usable, source_columns
 from destinations.services import destination_default_mapping
-from segments.compiler import DefinitionError, compile_definition
+from segments.compiler import CompiledSQL, DefinitionError, compile_definition
+from segments.inputs import InputRejected, check_definition_shape, text_problem
 from segments.models import Segment, SegmentStatus
+from segments.pii import PiiRestricted, require_may_author_definition
 
 STEPS = (
     ("name", "Name"),
@@ -77,6 +80,11 @@ IDENTIFIER_SOURCES: dict[str, tuple[str, str]] = {
     DestinationAttribute.AAID: (SourceTable.DEVICES, "raw_id"),
 }
 DEFAULT_TREATMENTS = (("Treatment A", False, 9_000), ("Control group", True, 1_000))
+
+# Dates a campaign may use. Far outside them, adding a day or converting to another time
+# zone overflows Python's datetime (year 9999), so they are refused when saved.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2099, 12, 31)
 
 
 class CampaignError(Exception):
@@ -115,10 +123,17 @@ def _require_draft(campaign: Campaign) -> None:
         )
 
 
+def _text_errors(value: str, step: str, what: str) -> None:
+    problem = text_problem(value)
+    if problem:
+        raise CampaignValidationError({step: [f"The {what} {problem}; remove it and try again."]})
+
+
 def _clean_name(name: str, *, campaign: Campaign | None = None) -> str:
     name = " ".join((name or "").split())
     if not name:
         raise CampaignValidationError({"name": ["Give the campaign a name."]})
+    _text_errors(name, "name", "name")
     if len(name) > 120:
         raise CampaignValidationError({"name": ["Keep the name to 120 characters or fewer."]})
     clash = Campaign.objects.filter(name__iexact=name).exclude(status=CampaignStatus.ARCHIVED)
@@ -211,7 +226,7 @@ def campaign_update_first_match(*, campaign: Campaign, user: Any, first_match_on
 
 
 def _sub_audience_source(
-    kind: str, definition: Mapping | None, segment_id: Any
+    kind: str, definition: Mapping | None, segment_id: Any, user: Any = None
 ) -> tuple[dict, Segment | None]:
     if kind == SubAudienceKind.SEGMENT:
         try:
@@ -225,6 +240,14 @@ def _sub_audience_source(
         raise CampaignValidationError({"sub_audiences": ["Choose criteria or a saved segment."]})
     definition = dict(definition or {})
     try:
+        check_definition_shape(definition)
+    except InputRejected as exc:
+        raise CampaignValidationError({"sub_audiences": [str(exc)]}) from None
+    try:
+        require_may_author_definition(user, definition)
+    except PiiRestricted as exc:
+        raise CampaignValidationError({"sub_audiences": [str(exc)]}) from None
+    try:
         compile_definition(definition)
     except DefinitionError as exc:
         raise CampaignValidationError(
@@ -237,6 +260,7 @@ def _sub_name(name: str, segment: Segment | None) -> str:
     name = " ".join((name or "").split()) or (segment.name if segment else "")
     if not name:
         raise CampaignValidationError({"sub_audiences": ["Give the sub-audience a name."]})
+    _text_errors(name, "sub_audiences", "sub-audience name")
     return name[:120]
 
 
@@ -256,7 +280,7 @@ def sub_audience_add(
         raise CampaignValidationError(
             {"sub_audiences": [f"A campaign has at most {MAX_SUB_AUDIENCES} sub-audiences."]}
         )
-    clean_definition, segment = _sub_audience_source(kind, definition, segment_id)
+    clean_definition, segment = _sub_audience_source(kind, definition, segment_id, user)
     position = (groups.aggregate(m=Max("position"))["m"] or 0) + 1
     sub = SubAudience.objects.create(
         campaign=campaign,
@@ -285,7 +309,7 @@ def sub_audience_update(
     _require_draft(campaign)
     if sub_audience.is_remaining:
         raise CampaignError("The Remaining group is defined by the other sub-audiences.")
-    clean_definition, segment = _sub_audience_source(kind, definition, segment_id)
+    clean_definition, segment = _sub_audience_source(kind, definition, segment_id, user)
     sub_audience.name = _sub_name(name, segment)
     sub_audience.kind, sub_audience.definition, sub_audience.segment = (
         kind,
@@ -373,8 +397,32 @@ def treatment_add(*, sub_audience: SubAudience, user: Any) -> Treatment:
         name=f"Treatment {letter}",
         split_bp=0,
     )
+    # Splits that were even stay even (50/50 becomes 33.34/33.33/33.33); splits the person
+    # chose stay as they are, with the new treatment at 0 % and "Split evenly" offered.
+    splits = [t.split_bp for t in existing]
+    if not splits or max(splits) - min(splits) <= 1:  # even, up to the remainder
+        _split_evenly([*existing, treatment])
     _touch(campaign, user, f"Added “{treatment.name}” to “{sub_audience.name}”")
     return treatment
+
+
+def _split_evenly(treatments: list[Treatment]) -> None:
+    """Basis points shared as evenly as possible; the first treatments take the remainder."""
+    share, extra = divmod(FULL_SPLIT, len(treatments))
+    for index, treatment in enumerate(treatments):
+        treatment.split_bp = share + (1 if index < extra else 0)
+    Treatment.objects.bulk_update(treatments, ["split_bp"])
+
+
+@transaction.atomic
+def treatment_split_evenly(*, sub_audience: SubAudience, user: Any) -> None:
+    """Give every treatment of a group the same share of it."""
+    _require_draft(sub_audience.campaign)
+    treatments = list(sub_audience.treatments.select_for_update().order_by("position", "id"))
+    if not treatments:
+        return
+    _split_evenly(treatments)
+    _touch(sub_audience.campaign, user, f"Split “{sub_audience.name}” evenly")
 
 
 @transaction.atomic
@@ -394,6 +442,7 @@ def treatment_update(
         clean = " ".join(name.split())[:120]
         if not clean:
             raise CampaignValidationError({"sub_audiences": ["Give the treatment a name."]})
+        _text_errors(clean, "sub_audiences", "treatment name")
         if clean != treatment.name:
             changes.append(f"renamed to “{clean}”")
             treatment.name = clean
@@ -572,8 +621,35 @@ def campaign_destination_update(
 # -- timing and launch -------------------------------------------------------------------
 
 
-def _timing_errors(c: Campaign) -> list[str]:
+def _out_of_range(value: dt.date | dt.datetime | None) -> bool:
+    if value is None:
+        return False
+    day = value.date() if isinstance(value, dt.datetime) else value
+    return not EARLIEST_DATE <= day <= LATEST_DATE
+
+
+def _range_message(what: str) -> str:
+    return f"The {what} must be between {EARLIEST_DATE:%Y-%m-%d} and {LATEST_DATE:%Y-%m-%d}."
+
+
+def _date_range_errors(c: Campaign) -> list[str]:
+    """Dates outside the supported range (also ones stored before this check existed)."""
     errors = []
+    if c.timing_mode == TimingMode.ONE_TIME:
+        if not c.asap and _out_of_range(c.run_at):
+            errors.append(_range_message("delivery date"))
+    else:
+        if _out_of_range(c.start_date):
+            errors.append(_range_message("start date"))
+        if c.end_mode == EndMode.ON_DATE and _out_of_range(c.end_date):
+            errors.append(_range_message("end date"))
+    return errors
+
+
+def _timing_errors(c: Campaign) -> list[str]:
+    errors = _date_range_errors(c)
+    if errors:
+        return errors
     if not is_valid_timezone(c.timezone):
         errors.append("Choose a time zone from the list.")
     if c.timing_mode == TimingMode.ONE_TIME:
@@ -614,6 +690,10 @@ def campaign_update_timing(*, campaign: Campaign, user: Any, **values: Any) -> C
         raise CampaignValidationError({"timing": ["Choose when the campaign ends."]})
     if "weekdays" in values:
         values["weekdays"] = sorted({int(d) for d in values["weekdays"] if 0 <= int(d) <= 6})
+    ranges = {"run_at": "delivery date", "start_date": "start date", "end_date": "end date"}
+    for field, what in ranges.items():
+        if _out_of_range(values.get(field)):
+            raise CampaignValidationError({"timing": [_range_message(what)]})
     for field, value in values.items():
         setattr(campaign, field, value)
     if not is_valid_timezone(campaign.timezone):
@@ -646,7 +726,10 @@ def timing_summary(c: Campaign) -> str:
             return "one-time, as soon as possible"
         if not c.run_at:
             return "one-time, date and time not chosen yet"
-        return f"one-time at {timezone.localtime(c.run_at).strftime('%Y-%m-%d %H:%M %Z')}"
+        try:
+            return f"one-time at {timezone.localtime(c.run_at).strftime('%Y-%m-%d %H:%M %Z')}"
+        except OverflowError:
+            return "one-time, at a date out of range"
     days = {0: "Mon", 1: "Tue", 2: "Wed", 3: "Thu", 4: "Fri", 5: "Sat", 6: "Sun"}
     weekdays = ", ".join(days[d] for d in c.weekdays) or "(no day chosen)"
     cadence = {
@@ -669,6 +752,8 @@ def campaign_update_launch(
     *, campaign: Campaign, user: Any, launch_at: dt.datetime | None
 ) -> Campaign:
     _require_draft(campaign)
+    if _out_of_range(launch_at):
+        raise CampaignValidationError({"launch": [_range_message("launch date")]})
     campaign.launch_at = launch_at
     when = launch_at.isoformat(" ", "minutes") if launch_at else "first delivery + 1 day"
     _touch(campaign, user, f"Launch date: {when}", ["launch_at"])
@@ -738,6 +823,8 @@ def campaign_validate(campaign: Campaign, now: dt.datetime | None = None) -> dic
             add("attributes", f"{destination.name}: {message}")
     for message in _timing_errors(campaign):
         add("timing", message)
+    if _out_of_range(campaign.launch_at):
+        add("launch", _range_message("launch date"))
     if "timing" not in errors:
         if campaign.timing_mode == TimingMode.ONE_TIME and not campaign.asap:
             if campaign.run_at and campaign.run_at <= now:
@@ -761,6 +848,58 @@ def campaign_validate(campaign: Campaign, now: dt.datetime | None = None) -> dic
     return errors
 
 
+def campaign_segment_problems(campaign: Campaign) -> dict[str, list[str]]:
+    """Segments of the campaign that cannot run today, keyed by the editor step using them.
+
+    Each segment's query is planned by the database without reading rows (``LIMIT 0``): a
+    column or table that no longer exists, a type error in the SQL or a statement timeout
+    shows here, at Schedule, instead of failing the delivery later. An SQL segment is
+    evaluated behind its fence first (``segments.fence``; a recent evaluation is reused).
+    The delivery snapshot calls this too, to name the segment that made it fail.
+    """
+    from segments.fence import SegmentQueryError
+    from segments.runner import fetch_all
+    from segments.selectors import definition_members_sql, segment_members_sql
+    from segments.sqlcheck import SqlSegmentError
+
+    errors: dict[str, list[str]] = {}
+    seen: dict[int, str | None] = {}
+
+    def problem(compile_: Any) -> str | None:
+        try:
+            compiled = compile_()
+            fetch_all(CompiledSQL(f"SELECT 1 FROM ({compiled.sql}) q LIMIT 0", compiled.params))
+        except (DefinitionError, SqlSegmentError, SegmentQueryError) as exc:
+            return str(exc).rstrip(".")
+        return None
+
+    def check(step: str, segment: Segment | None, label: str) -> None:
+        if segment is None or segment.status != SegmentStatus.ACTIVE:
+            return  # campaign_validate already says so
+        if segment.pk not in seen:
+            seen[segment.pk] = problem(partial(segment_members_sql, segment))
+        if seen[segment.pk]:
+            errors.setdefault(step, []).append(
+                f"{label}segment “{segment.name}” cannot run today: {seen[segment.pk]}. Fix "
+                "the segment or choose another one."
+            )
+
+    for segment in campaign.include_segments.all():
+        check("audience", segment, "The ")
+    for segment in campaign.exclude_segments.all():
+        check("exclusions", segment, "The ")
+    for sub in campaign.sub_audiences.select_related("segment"):
+        if sub.is_remaining:
+            continue
+        if sub.kind == SubAudienceKind.SEGMENT:
+            check("sub_audiences", sub.segment, f"“{sub.name}”: the ")
+        elif message := problem(partial(definition_members_sql, dict(sub.definition or {}))):
+            errors.setdefault("sub_audiences", []).append(
+                f"“{sub.name}”: its criteria cannot run today: {message}."
+            )
+    return errors
+
+
 def _claim(campaign: Campaign, source: Iterable[str], **changes: Any) -> bool:
     """Move the status with a conditional UPDATE; False when the row was not in `source`."""
     changes.setdefault("updated_at", timezone.now())
@@ -775,6 +914,9 @@ def campaign_schedule(*, campaign: Campaign, user: Any, now: dt.datetime | None 
     if campaign.status != CampaignStatus.DRAFT:
         raise CampaignStateError("Only a draft can be scheduled.")
     errors = campaign_validate(campaign, now)
+    if not errors:
+        # Only now: it runs each segment's SQL, so the editor's live checks skip it.
+        errors = campaign_segment_problems(campaign)
     if errors:
         raise CampaignValidationError(errors)
     first = next_occurrence(campaign, now)

@@ -21,6 +21,11 @@ urlpatterns = [
         views.treatment_add,
         name="treatment_add",
     ),  # fmt: skip
+    path(
+        "<int:pk>/sub-audiences/<int:sid>/treatments/split-evenly/",
+        views.treatment_split_evenly,
+        name="treatment_split_evenly",
+    ),  # fmt: skip
     path("<int:pk>/treatments/<int:tid>/", views.treatment_update, name="treatment_update"),
     path(
         "<int:pk>/treatments/<int:tid>/remove/", views.treatment_remove, name="treatment_remove"

@@ -61,6 +61,7 @@ from destinations.models import IDENTIFIER_ATTRIBUTES, SourceTable
 from destinations.selectors import destination_warnings, destinations_usable, source_columns
 from segments.editor import EditorInputError, editor_context, parse_definition
 from segments.models import empty_definition
+from segments.pii import is_restricted
 from segments.selectors import active_segments
 
 CHANGED = "campaign:changed"
@@ -135,7 +136,40 @@ def _deliveries_url(campaign: Campaign) -> str:
 
 
 def _local(value: dt.datetime | None, tz: str) -> dt.datetime | None:
-    return value.astimezone(zone(tz)) if value else None
+    """`value` in the campaign's zone; None when it cannot be shown there (a date near
+    year 9999 stored before such dates were refused), so the page still renders."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(zone(tz))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _day_after(value: dt.datetime | None) -> dt.datetime | None:
+    try:
+        return value + dt.timedelta(days=1) if value else None
+    except OverflowError:
+        return None
+
+
+def _steps_done(campaign: Campaign, issues: dict[str, list[str]]) -> dict[str, bool]:
+    """A step is ✓ only when it is really complete: no problem in it, something chosen
+    where the step is about choosing, and the steps it builds on complete."""
+    ok = {key: key not in issues for key, _label in STEPS}
+    return {
+        "name": ok["name"],
+        "audience": ok["audience"],
+        "exclusions": ok["exclusions"] and campaign.exclude_segments.exists(),
+        "sub_audiences": ok["sub_audiences"] and ok["audience"],
+        "destinations": ok["destinations"] and campaign.campaign_destinations.exists(),
+        "attributes": ok["attributes"] and ok["destinations"]
+        and campaign.campaign_destinations.exists(),
+        "timing": ok["timing"]
+        and (campaign.asap or campaign.run_at is not None or campaign.timing_mode != "one_time"),
+        "launch": ok["launch"] and ok["timing"],
+        "schedule": not campaign.is_editable,
+    }  # fmt: skip
 
 
 def _editor_context(
@@ -160,12 +194,14 @@ def _editor_context(
     editable = campaign.is_editable and request.user.can_edit  # type: ignore[union-attr]
     first = next_occurrence(campaign, now) if "timing" not in issues else None
     errors = errors or {}
+    done = _steps_done(campaign, issues)
     steps = [
         {
             "key": key,
             "number": n,
             "label": label,
-            "done": key not in issues if key != "schedule" else not campaign.is_editable,
+            "done": done[key],
+            "optional": key == "exclusions" and not done[key] and key not in issues,
             "issues": issues.get(key, []),
             "errors": errors.get(key, []),
         }
@@ -199,9 +235,7 @@ def _editor_context(
         "timezones": timezone_choices(),
         "run_at_local": _local(campaign.run_at, campaign.timezone),
         "launch_local": _local(campaign.launch_at, campaign.timezone),
-        "default_launch": _local(
-            first + dt.timedelta(days=1) if first else None, campaign.timezone
-        ),
+        "default_launch": _local(_day_after(first), campaign.timezone),
         "first_delivery": _local(first, campaign.timezone),
         "next_run_local": _local(campaign.next_run_at, campaign.timezone),
         "deliveries_url": _deliveries_url(campaign),
@@ -254,7 +288,7 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     open_sub = request.GET.get("sub", "")[:12]
     sub_form = None
     if open_sub and campaign.is_editable and request.user.can_edit:  # type: ignore[union-attr]
-        sub_form = _sub_form(campaign, open_sub)
+        sub_form = _sub_form(campaign, open_sub, restricted=is_restricted(request.user))
     context = _editor_context(request, campaign, open_sub=open_sub, sub_form=sub_form)
     template = "campaigns/edit.html#editor" if request.htmx else "campaigns/edit.html"  # type: ignore[attr-defined]
     return render(request, template, context)
@@ -304,10 +338,12 @@ def campaign_first_match(request: HttpRequest, campaign: Campaign) -> HttpRespon
 # -- sub-audiences -----------------------------------------------------------------------
 
 
-def _sub_form(campaign: Campaign, which: str, *, posted: dict | None = None) -> dict:
+def _sub_form(
+    campaign: Campaign, which: str, *, posted: dict | None = None, restricted: bool = False
+) -> dict:
     """The add / edit form of a sub-audience, with the inline segment editor."""
     sub = None
-    if which.isdigit():
+    if which.isascii() and which.isdecimal():
         sub = campaign.sub_audiences.filter(pk=int(which), is_remaining=False).first()
     values = posted or {
         "name": sub.name if sub else "",
@@ -319,7 +355,10 @@ def _sub_form(campaign: Campaign, which: str, *, posted: dict | None = None) -> 
         "sub": sub,
         "values": values,
         "editor": editor_context(
-            values["definition"], field_name="criteria", prefix=f"sub{which}-"
+            values["definition"],
+            field_name="criteria",
+            prefix=f"sub{which}-",
+            restricted=restricted,
         ),
         "action": (
             reverse("campaigns:sub_update", args=[campaign.pk, sub.pk])
@@ -349,7 +388,9 @@ def _save_sub(request: HttpRequest, campaign: Campaign, sub: SubAudience | None)
         errors = getattr(exc, "errors", None) or {"sub_audiences": [str(exc)]}
         return _render_editor(
             request, campaign, errors=errors, status=422, open_sub=which,
-            sub_form=_sub_form(campaign, which, posted=values),
+            sub_form=_sub_form(
+                campaign, which, posted=values, restricted=is_restricted(request.user)
+            ),
         )  # fmt: skip
     except CampaignError as exc:
         return _render_editor(request, campaign, errors={"general": [str(exc)]}, status=409)
@@ -407,6 +448,16 @@ def treatment_add(request: HttpRequest, campaign: Campaign, sid: int) -> HttpRes
     sub = get_object_or_404(SubAudience, pk=sid, campaign=campaign)
     return _saved(
         request, campaign, lambda: services.treatment_add(sub_audience=sub, user=request.user)
+    )
+
+
+@editing
+def treatment_split_evenly(request: HttpRequest, campaign: Campaign, sid: int) -> HttpResponse:
+    sub = get_object_or_404(SubAudience, pk=sid, campaign=campaign)
+    return _saved(
+        request,
+        campaign,
+        lambda: services.treatment_split_evenly(sub_audience=sub, user=request.user),
     )
 
 
@@ -485,6 +536,7 @@ def campaign_attributes(request: HttpRequest, pk: int) -> HttpResponse:
     link = next((x for x in links if str(x.pk) == wanted), links[0] if links else None)
     errors: list[str] = []
     status = 200
+    saved = False
     if request.method == "POST" and link is not None:
         attributes = request.POST.getlist("attribute")
         mapping = [
@@ -512,8 +564,9 @@ def campaign_attributes(request: HttpRequest, pk: int) -> HttpResponse:
             if request.POST.get("close") == "1":
                 response = reswap(retarget(_render_editor(request, campaign), "#editor"),
                                   "outerHTML")  # fmt: skip
-                return trigger_client_event(response, "campaign:close-modal")
+                return trigger_client_event(response, "campaign:close-modal", after="settle")
             link.refresh_from_db()
+            saved = True
     context = {
         "campaign": campaign,
         "links": links,
@@ -523,7 +576,10 @@ def campaign_attributes(request: HttpRequest, pk: int) -> HttpResponse:
         "editable": campaign.is_editable and request.user.can_edit,  # type: ignore[union-attr]
     }
     template = "campaigns/attributes.html#modal" if request.htmx else "campaigns/attributes.html"  # type: ignore[attr-defined]
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    if saved:  # the editor behind the dialog lists the identifiers now sent
+        return trigger_client_event(response, "campaign:refresh-editor")
+    return response
 
 
 # -- timing, launch, schedule ------------------------------------------------------------

@@ -21,6 +21,7 @@ from config.celery import app
 from customers.models import Customer, Device
 from deliveries.models import DeliveryRecipient, DeliveryStatus
 from destinations.models import Destination
+from tests.browser.test_campaigns import pick_segment
 from tests.deliveries.conftest import (  # noqa: F401  (fixtures used by name)
     ROOT,
     WorkerProcess,
@@ -171,9 +172,9 @@ def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minu
     condition.locator("[data-key=value]").fill("CA")
     expect(page.get_by_test_id("unique-count")).to_have_text("40")
     screenshot("demo-04-segment-editor")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Saved")
-    page.get_by_role("button", name="Activate").click()
+    page.get_by_role("button", name="Save and activate").click()
     expect(page.locator(".messages")).to_contain_text("is Active")
     screenshot("demo-05-segment-active")
 
@@ -185,8 +186,7 @@ def test_an_asap_campaign_built_in_the_browser_reaches_the_sandbox_within_a_minu
     page.click("button:has-text('Create and edit')")
     expect(page.locator("#campaign-title")).to_have_text("Demo_Spring")
     campaign = Campaign.objects.get(name="Demo_Spring")
-    page.click("#include-picker summary")
-    page.get_by_role("group", name="Include segments").get_by_label("Californians").check()
+    pick_segment(page, "include", "Californians")
     wait_for_htmx(page)
     expect(page.locator("#count-inclusions")).to_have_text("40")
     page.keyboard.press("Escape")

@@ -80,9 +80,9 @@ def test_a_marketer_builds_a_two_section_segment_with_a_purchase_and_activates_i
     expect(_count(page)).to_have_text("1")
     screenshot("segments-editor")
 
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Saved")
-    page.get_by_role("button", name="Activate").click()
+    page.get_by_role("button", name="Save and activate").click()
     expect(page.locator(".messages")).to_contain_text("is Active")
     segment = Segment.objects.get(name="Californian buyers")
     assert segment.status == SegmentStatus.ACTIVE
@@ -164,3 +164,90 @@ def test_compare_history_and_lists_pages_render(page, live_server, sign_in, scre
     page.get_by_role("button", name="Upload").click()
     expect(page.locator(".messages")).to_contain_text("3 ids, 1 not (yet) known")
     screenshot("segments-lists")
+
+
+def _new_segment(page, live_server, name: str) -> None:
+    page.goto(f"{live_server.url}/segments/")
+    page.get_by_role("link", name="New segment").first.click()
+    page.fill("#id_name", name)
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/edit/")
+
+
+def test_activating_with_unsaved_edits_activates_what_the_person_sees(
+    page, live_server, sign_in, screenshot
+):
+    """Issue 12 item 2: a condition added but not saved is not lost by Activate; the
+    confirmation says how many customers the Active segment holds."""
+    _customers()
+    expected = {f"ca{i}" for i in range(6)}  # the six Californians made above
+    sign_in(UserFactory(username="maria", role=Role.MARKETER))
+    _new_segment(page, live_server, "Californians")
+    page.locator(".seg-group").nth(0).get_by_role("button", name="+ Attribute").click()
+    condition = page.locator("#cond-sections-0-conditions-0")
+    expect(condition.locator("[data-key=attribute]")).to_have_value("state")
+    condition.locator("[data-key=value]").fill("ca")  # lower case: comparisons ignore case
+    expect(_count(page)).to_have_text(str(len(expected)))
+
+    page.get_by_role("button", name="Save and activate").click()
+    expect(page.locator(".messages")).to_contain_text(
+        f"“Californians” is Active with {len(expected)} customers."
+    )
+    screenshot("segments-activated-with-count")
+    segment = Segment.objects.get(name="Californians")
+    assert segment.status == SegmentStatus.ACTIVE
+    from segments.runner import fetch_all
+    from segments.selectors import segment_members_sql
+
+    assert {row[0] for row in fetch_all(segment_members_sql(segment))} == expected
+
+
+def test_the_size_after_save_is_the_saved_versions(page, live_server, sign_in):
+    """Issue 12 item 5: the remembered size follows the save, without "Refresh size"."""
+    _customers()
+    sign_in(UserFactory(username="maria", role=Role.MARKETER))
+    _new_segment(page, live_server, "Gold New Yorkers")
+    page.locator(".seg-group").nth(0).get_by_role("button", name="+ Attribute").click()
+    condition = page.locator("#cond-sections-0-conditions-0")
+    expect(condition.locator("[data-key=attribute]")).to_have_value("state")
+    condition.locator("[data-key=value]").fill("NY")
+    expect(_count(page)).to_have_text("3")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Saved")
+    assert Segment.objects.get(name="Gold New Yorkers").last_count == 3
+    page.goto(f"{live_server.url}/segments/")
+    row = page.get_by_role("row").filter(has_text="Gold New Yorkers")
+    expect(row).to_contain_text("3")
+
+
+def test_a_new_condition_keeps_the_counts_and_a_zero_result_says_why(
+    page, live_server, sign_in, screenshot
+):
+    """Issue 12 item 6: text conditions ignore case, a condition not typed yet is not red
+    and the counts stay, and a zero result names the condition that removed everyone."""
+    _customers()
+    sign_in(UserFactory(username="maria", role=Role.MARKETER))
+    _new_segment(page, live_server, "Gold Californians")
+    group = page.locator(".seg-group").nth(0)
+    group.get_by_role("button", name="+ Attribute").click()
+    first = page.locator("#cond-sections-0-conditions-0")
+    first.locator("[data-key=value]").fill("CA")
+    expect(_count(page)).to_have_text("6")
+
+    group.get_by_role("button", name="+ Attribute").click()
+    second = page.locator("#cond-sections-0-conditions-1")
+    second.locator("[data-key=attribute]").select_option("loyalty_tier")
+    second = page.locator("#cond-sections-0-conditions-1")
+    expect(second.locator("[data-key=attribute]")).to_have_value("loyalty_tier")
+    expect(page.get_by_text("Finish the new condition")).to_be_visible()
+    expect(_count(page)).to_have_text("6")  # the last good count stays
+    expect(page.locator("#err-sections-0-conditions-1 span")).to_have_count(0)  # not red
+
+    second.locator("[data-key=value]").fill("gold")  # "Gold" in the data
+    expect(_count(page)).to_have_text("4")
+    second.locator("[data-key=value]").fill("platinum")
+    expect(_count(page)).to_have_text("0")
+    culprit = page.locator(".seg-zero-culprit")
+    expect(culprit).to_contain_text("Loyalty tier is platinum")
+    expect(page.locator(".seg-zero")).to_contain_text("State is CA: 6")
+    screenshot("segments-zero-explained")

@@ -22,7 +22,9 @@ from segments.runner import fetch_all
 from segments.selectors import segment_members_sql
 from tests.campaigns.conftest import add_customers, assignment, state_definition
 
-pytestmark = pytest.mark.django_db
+# Transactional: SQL segments run on a database login of their own (segments.fence), which
+# sees only committed rows.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 STATES = ["CA", "NY", "TX", "OR", "WA", ""]
 TIERS = ["Gold", "Silver", ""]
@@ -322,7 +324,9 @@ def test_one_scan_of_customers_evaluates_every_visual_segment(user):
     make_people(9, n=20)
     campaign = build_campaign(user, first_match=True)
     sql = _counts_sql(assignment_scan(campaign)).sql
-    assert sql.count("FROM customers") == 1 + 3  # the scan, plus the three SQL segments
+    assert sql.count("FROM customers") == 1  # the scan
+    # the three SQL segments, as their members evaluated behind the fence (segments.fence)
+    assert sql.count("FROM segments_sql_result_member") == 3
 
 
 def test_all_matches_counts_with_the_most_sub_audiences(user, segment):
