@@ -61,7 +61,11 @@ from destinations.models import IDENTIFIER_ATTRIBUTES, SourceTable
 from destinations.selectors import destination_warnings, destinations_usable, source_columns
 from segments.editor import EditorInputError, editor_context, parse_definition
 from segments.models import empty_definition
-from segments.pii import is_restricted
+from segments.pii import (
+    definition_reads_raw_identifiers,
+    is_restricted,
+    segment_reads_raw_identifiers,
+)
 from segments.selectors import active_segments
 
 CHANGED = "campaign:changed"
@@ -692,9 +696,17 @@ def campaign_duplicate(request: HttpRequest, campaign: Campaign) -> HttpResponse
 def campaign_counts_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Every count on the editor page, as out-of-band swaps into their placeholders."""
     campaign = _get_campaign(request, pk)
+    subs = list(campaign.sub_audiences.prefetch_related("treatments"))
+    if campaign_hides_results(campaign, request.user, subs):
+        # Counts of a segment that reads raw identifiers could reveal them to a
+        # restricted-PII account (guess a value, watch the count): shown as hidden.
+        return render(
+            request,
+            "campaigns/counts_hidden.html",
+            {"subs": subs, "treatments": [t for s in subs for t in s.treatments.all()]},
+        )
     counts = campaign_counts(campaign)
     summary = delivery_summary_estimate(campaign, counts) if not counts.problems else []
-    subs = list(campaign.sub_audiences.prefetch_related("treatments"))
     context = {
         "campaign": campaign,
         "counts": counts,
@@ -708,6 +720,18 @@ def campaign_counts_view(request: HttpRequest, pk: int) -> HttpResponse:
         ],  # fmt: skip
     }
     return render(request, "campaigns/counts.html", context)
+
+
+def campaign_hides_results(campaign: Campaign, user: Any, subs: list[SubAudience]) -> bool:
+    """A restricted-PII user sees no counts of a campaign that uses a segment reading raw
+    identifiers (segments.pii), as on the segment pages."""
+    if not is_restricted(user):
+        return False
+    segments = [*campaign.include_segments.all(), *campaign.exclude_segments.all()]
+    segments += [s.segment for s in subs if s.segment_id]
+    return any(segment_reads_raw_identifiers(s) for s in segments) or any(
+        definition_reads_raw_identifiers(s.definition) for s in subs if s.definition
+    )
 
 
 @require_GET

@@ -199,7 +199,8 @@ def _desired_pg(schema: Sequence[str], delivery_id: int, treatment_id: int) -> t
         params += [delivery_id, treatment_id]
     for id_type in devices:
         parts.append(
-            f"SELECT '{id_type}', d.sha256, d.customer_id FROM delivery_recipients r "
+            f"SELECT '{id_type}' AS id_type, d.sha256 AS sha256, d.customer_id AS customer_id "
+            "FROM delivery_recipients r "
             "JOIN devices d ON d.customer_id = r.customer_id "
             "WHERE r.delivery_id = %s AND r.treatment_id = %s AND d.kind = %s "
             "AND d.sha256 <> ''"

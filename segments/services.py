@@ -266,6 +266,14 @@ def segment_deactivate(*, segment: Segment, user: Any) -> Segment:
     return segment
 
 
+def segment_refresh_count_later(*, segment: Segment) -> None:
+    """Count the members on a worker (after this transaction commits)."""
+    from segments.tasks import refresh_segment_size
+
+    segment_id = segment.pk
+    transaction.on_commit(lambda: refresh_segment_size.delay(segment_id))
+
+
 def segment_refresh_count(*, segment: Segment) -> int:
     """Count the members now and remember it as the size at last refresh."""
     count = count_members(segment_members_sql(segment))

@@ -21,7 +21,6 @@ or trigger your own endpoint on the ``segments:changed`` event the editor fires 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,7 +169,7 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
             activate = request.POST.get("then") == "activate" and not segment.is_active
             if activate:
                 segment = services.segment_activate(segment=segment, user=request.user)
-            _refresh_size(segment)  # the size of the saved version, not the one before
+            _refresh_size(segment, request.user)  # the saved version's size, not the last
             if activate:
                 messages.success(request, _activated(segment, request.user))
             else:
@@ -336,10 +335,19 @@ def segment_breakdowns(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "segments/detail.html#charts", {"charts_error": str(exc)})
 
 
-def _refresh_size(segment: Segment) -> None:
-    """Remember the size after a change; a slow or failing count must not lose the save."""
-    with contextlib.suppress(DefinitionError, SqlSegmentError, SegmentQueryError):
-        services.segment_refresh_count(segment=segment)
+def _refresh_size(segment: Segment, user: Any) -> bool:
+    """Remember the size after a change. The count runs here within the live timeout; a
+    longer one moves to a worker (the web tier never waits on a slow count). A failing
+    count never loses the save. True when the size was counted here."""
+    try:
+        with fence.live_queries(user.pk):
+            services.segment_refresh_count(segment=segment)
+        return True
+    except SegmentQueryError:
+        services.segment_refresh_count_later(segment=segment)
+    except (DefinitionError, SqlSegmentError):
+        pass
+    return False
 
 
 def _activated(segment: Segment, user: Any) -> str:
@@ -376,7 +384,7 @@ def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             back = reverse("segments:list")
         elif action == "activate":
             segment = services.segment_activate(segment=segment, user=user)
-            _refresh_size(segment)
+            _refresh_size(segment, user)
             messages.success(request, _activated(segment, user))
         elif action == "deactivate":
             services.segment_deactivate(segment=segment, user=user)
@@ -386,11 +394,16 @@ def segment_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             messages.success(request, f"Created the SQL segment “{copy.name}”.")
             back = reverse("segments:edit", args=[copy.pk])
         elif action == "refresh":
-            count = services.segment_refresh_count(segment=segment)
-            if segment_hides_results(segment, user):
+            if not _refresh_size(segment, user):
+                messages.info(
+                    request,
+                    "Counting takes a while: a worker counts it and the size appears here "
+                    "when it is done.",
+                )
+            elif segment_hides_results(segment, user):
                 messages.success(request, "Refreshed the size.")
             else:
-                messages.success(request, f"{count:,} customers.")
+                messages.success(request, f"{segment.last_count:,} customers.")
         elif action == "restore":
             number = _small_int(request.POST.get("number")) or 0
             services.segment_restore_version(segment=segment, user=user, number=number)
