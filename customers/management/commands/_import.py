@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from customers.csv_columns import SPECS, ImportKind
 from customers.loading import LoadResult, MalformedFile
+from customers.models import ImportJob, ImportStatus
 from customers.services import customers_import_file, imports_dir
 
 
@@ -35,6 +38,45 @@ def summary(result: LoadResult, seconds: float) -> str:
     for name, count in sorted(result.stats.items()):
         parts.append(f"{count:,} {name.replace('_', ' ')} (kept, not sendable)")
     return "; ".join(parts)
+
+
+def record_command_import(
+    *,
+    kind: ImportKind,
+    file: Path,
+    started_at: dt.datetime,
+    result: LoadResult | None = None,
+    refused: str = "",
+) -> ImportJob:
+    """List an import made from the command line on the Data page, beside the uploads:
+    what was imported, or why the file was refused (nothing was changed then). The file
+    itself stays where it is; its error report is written next to it."""
+    job = ImportJob(
+        kind=kind.value,
+        original_name=file.name[:255],
+        file_path="",
+        size_bytes=file.stat().st_size if file.exists() else 0,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        created_by=None,
+    )
+    if result is None:
+        job.status = ImportStatus.FAILED
+        job.phase = "Refused (command line): nothing was changed"
+        job.message = refused
+    else:
+        job.status = ImportStatus.SUCCEEDED
+        job.phase = "Done (command line)"
+        job.progress = 100
+        job.rows_read = result.rows_read
+        job.rows_inserted = result.rows_inserted
+        job.rows_updated = result.rows_updated
+        job.rows_unchanged = result.rows_unchanged
+        job.error_rows = result.error_rows
+        job.error_count = result.error_count
+        job.stats = {**result.stats, "ignored_columns": result.ignored_columns}
+    job.save()
+    return job
 
 
 class ImportCommand(BaseCommand):
@@ -63,6 +105,7 @@ class ImportCommand(BaseCommand):
             raise CommandError(f"{file} is not a file")
         report = error_report_path(file)
         started = time.monotonic()
+        started_at = timezone.now()
         tty = sys.stdout.isatty()
 
         def progress(phase: str, percent: int, rows: int) -> None:
@@ -79,7 +122,11 @@ class ImportCommand(BaseCommand):
             )
         except MalformedFile as exc:
             report.unlink(missing_ok=True)
+            record_command_import(
+                kind=self.kind, file=file, started_at=started_at, refused=str(exc)
+            )
             raise CommandError(f"{file}: {exc} Nothing was changed.") from None
+        record_command_import(kind=self.kind, file=file, started_at=started_at, result=result)
         if tty:
             self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(summary(result, time.monotonic() - started)))
