@@ -10,9 +10,7 @@ from accounts.models import Role
 from customers.models import Customer, ImportJob, ImportStatus
 
 
-def test_a_command_line_import_and_a_refused_file_appear_on_the_data_page(
-    tmp_path, make_client
-):
+def test_a_command_line_import_and_a_refused_file_appear_on_the_data_page(tmp_path, make_client):
     good = tmp_path / "spring.csv"
     good.write_text(
         "customer_id,email,phone,country\n"
