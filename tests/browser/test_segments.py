@@ -251,3 +251,33 @@ def test_a_new_condition_keeps_the_counts_and_a_zero_result_says_why(
     expect(culprit).to_contain_text("Loyalty tier is platinum")
     expect(page.locator(".seg-zero")).to_contain_text("State is CA: 6")
     screenshot("segments-zero-explained")
+
+
+def test_sql_errors_read_in_plain_words_with_line_and_column(
+    page, live_server, sign_in, screenshot
+):
+    """Issue 12 item 7: no parser internals, and database errors (a missing column) with
+    their position, both while typing and on Save."""
+    _customers()
+    sign_in(UserFactory(username="maria", role=Role.MARKETER))
+    page.goto(f"{live_server.url}/segments/new/")
+    page.fill("#id_name", "By SQL")
+    page.get_by_label("SQL").check()
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/edit/")
+    sql = page.locator("#id_sql")
+    sql.fill("SELECT customer_id FROM customers WHERE loyalty_tier >")
+    alert = page.locator(".seg-insights [role=alert]")
+    expect(alert).to_contain_text("Syntax error")
+    assert "sqlglot" not in alert.inner_text() and "<class" not in alert.inner_text()
+
+    sql.fill("SELECT customer_id\nFROM customers\nWHERE tierr = 'Gold'")
+    expect(alert).to_contain_text("tierr")
+    page.get_by_role("button", name="Save", exact=True).click()
+    position = page.locator("p.form-error", has_text="Line 3, column 7")
+    expect(position).to_be_visible()
+    screenshot("segments-sql-error")
+    sql.fill("SELECT customer_id FROM customers WHERE loyalty_tier = 'gold'")
+    expect(_count(page)).to_have_text("0")  # SQL compares as written: the data says Gold
+    sql.fill("SELECT customer_id FROM customers WHERE loyalty_tier = 'Gold'")
+    expect(_count(page)).to_have_text("7")
