@@ -107,7 +107,7 @@ def test_a_viewer_finds_a_customer_by_a_differently_written_email_and_sees_why_t
     page, live_server, sign_in, screenshot, store
 ):
     sign_in(UserFactory(username="vera", role=Role.VIEWER))
-    page.get_by_role("link", name="Data").click()
+    page.get_by_role("link", name="Data", exact=True).click()
     screenshot("data-page-search")
     search = page.get_by_role("searchbox", name="Find a customer by id, email or phone")
     search.fill("  JANE.DOE@example.COM ")

@@ -40,7 +40,7 @@ def test_an_operator_connects_tiktok_loses_the_token_and_reauthorizes(
     advertiser_id, advertiser_name = sandbox.advertisers[0]
     sign_in(operator)
 
-    page.get_by_role("link", name="Destinations").click()
+    page.get_by_role("link", name="Destinations", exact=True).click()
     screenshot("destinations_empty")
     page.get_by_role("link", name="Connect TikTok Ads").click()
     screenshot("destinations_connect")

@@ -15,7 +15,7 @@ def test_a_marketer_signs_in_and_sees_the_navigation(page, live_server, sign_in,
     screenshot("login")
     sign_in(user)
     nav = page.locator("nav.mainnav")
-    assert nav.get_by_role("link", name="Data").is_visible()
+    assert nav.get_by_role("link", name="Data", exact=True).is_visible()
     assert page.locator(".badge-role").inner_text().lower() == "marketer"
     screenshot("home")
     page.get_by_role("button", name="Sign out").click()

@@ -33,7 +33,7 @@ def test_an_operator_finds_connections_in_settings_and_checks_a_token(
     )
     sign_in(UserFactory(username="olga", role=Role.OPERATOR))
 
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     page.get_by_role("navigation", name="Settings").get_by_role("link", name="Connections").click()
     page.wait_for_url("**/settings/connections/")
     rows = page.locator("table.connections tbody tr")
@@ -61,7 +61,7 @@ def test_an_operator_finds_connections_in_settings_and_checks_a_token(
 
 def test_a_viewer_and_a_marketer_do_not_get_connections(page, live_server, sign_in):
     sign_in(UserFactory(username="vic", role=Role.MARKETER))
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     assert page.get_by_role("navigation", name="Settings").count() == 0
     response = page.goto(f"{live_server.url}/accounts/settings/connections/")
     assert response is not None and response.status == 403
