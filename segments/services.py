@@ -17,6 +17,7 @@ from segments.compiler import (
     compile_definition,
     inline_params,
 )
+from segments.fence import SegmentQueryError
 from segments.inputs import InputRejected, check_definition_shape, check_text
 from segments.models import (
     CustomerList,
@@ -237,9 +238,11 @@ def segment_activate(*, segment: Segment, user: Any) -> Segment:
         return segment
     try:
         _validate(segment)
+        if segment.kind == SegmentKind.SQL:
+            _must_run(segment.sql)  # an Active segment is one campaigns can deliver
     except DefinitionError as exc:
         raise SegmentError(f"Fix the conditions before activating: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, SegmentQueryError) as exc:
         raise SegmentError(f"Fix the SQL before activating: {exc}") from None
     segment.status = SegmentStatus.ACTIVE
     segment.updated_by = user
