@@ -118,3 +118,10 @@ def test_retry_requeues_a_failed_delivery_from_its_checkpoints(
 def test_retry_refuses_a_delivery_that_did_not_fail(delivered, marketer_client):
     response = marketer_client.post(reverse("deliveries:retry", args=[delivered.pk]), follow=True)
     assert "Only a failed delivery can be retried" in response.content.decode()
+
+
+def test_kept_in_sync_is_said_only_of_recurring_campaigns(delivered, viewer_client):
+    """A one-time campaign is delivered once: how later deliveries refresh does not apply."""
+    html = viewer_client.get(reverse("deliveries:detail", args=[delivered.pk])).content.decode()
+    assert delivered.campaign.timing_mode == "one_time"
+    assert "kept in sync" not in html.split("Delivery summary")[1].split("What TikTok holds")[0]
