@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from typing import IO, Any
 
 from django.db import connection, transaction
@@ -36,6 +37,8 @@ from segments.pii import (
 from segments.selectors import count_members, segment_members_sql
 from segments.sqlcheck import check_sql, to_sql_segment
 from segments.usage import segment_usages
+
+logger = logging.getLogger(__name__)
 
 
 class SegmentError(Exception):
@@ -270,11 +273,19 @@ def segment_deactivate(*, segment: Segment, user: Any) -> Segment:
 
 
 def segment_refresh_count_later(*, segment: Segment) -> None:
-    """Count the members on a worker (after this transaction commits)."""
+    """Count the members on a worker (after this transaction commits). A broker that cannot
+    be reached is logged, never raised: the size stays unknown until the next refresh."""
     from segments.tasks import refresh_segment_size
 
     segment_id = segment.pk
-    transaction.on_commit(lambda: refresh_segment_size.delay(segment_id))
+
+    def enqueue() -> None:
+        try:
+            refresh_segment_size.delay(segment_id)
+        except Exception:
+            logger.warning("could not enqueue the count of segment %s", segment_id, exc_info=True)
+
+    transaction.on_commit(enqueue)
 
 
 def segment_refresh_count(*, segment: Segment) -> int:

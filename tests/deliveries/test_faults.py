@@ -117,6 +117,7 @@ def private_redis(tmp_path, settings, monkeypatch) -> Iterator[PrivateRedis]:
     # the environment variable before its configuration.
     settings.CELERY_BROKER_URL = server.url
     monkeypatch.setenv("CELERY_BROKER_URL", server.url)
+    broker_before = celery_app.conf.broker_url
     celery_app.conf.broker_url = server.url
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
@@ -125,6 +126,7 @@ def private_redis(tmp_path, settings, monkeypatch) -> Iterator[PrivateRedis]:
     finally:
         server.stop()
         monkeypatch.undo()
+        celery_app.conf.broker_url = broker_before  # later tests enqueue on the usual broker
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
