@@ -3,8 +3,10 @@ did with them.
 
 - ``customer_search``: a typed customer id, email or phone. Emails and phones are
   normalized with the import's own normalizer and matched on the stored hashes
-  (``customers.email_sha256`` / ``phone_sha256``, indexed), so any way of writing the value
-  finds the customer; an id matches exactly.
+  (``customers.email_sha256`` / ``phone_sha256``), so any way of writing the value finds
+  the customer; an id matches exactly. The hash columns have no index on purpose: two
+  indexes of random 64-character keys cost the import a third of its speed (45,000 →
+  28,000 rows/s at 1M), while a lookup reads the table once (about 0.36 s at 1M customers).
 - ``customer_segments``: the Active segments a customer is in, every segment's membership
   predicate evaluated in one query restricted to that customer.
 - ``customer_deliveries``: for each recent delivery, whether the customer was in its
@@ -105,7 +107,7 @@ def customer_search(
 ) -> SearchResult:
     """Customers whose id is `query`, or whose email or phone is `query` however it is
     written (national phone numbers are read in `region`, the import's default region).
-    One indexed query; raises ``LookupError_`` for a value that cannot be searched."""
+    One query; raises ``LookupError_`` for a value that cannot be searched."""
     query = (query or "").strip()
     if not query:
         raise LookupError_("Type a customer id, an email address or a phone number.")

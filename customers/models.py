@@ -41,9 +41,6 @@ class Customer(models.Model):
             models.Index(fields=["loyalty_tier"], name="customers_tier_idx"),
             models.Index(fields=["birthdate"], name="customers_birthdate_idx"),
             models.Index(fields=["created_at"], name="customers_created_idx"),
-            # Customer lookup by email or phone matches on the hash (customers.lookup).
-            models.Index(fields=["email_sha256"], name="customers_email_sha_idx"),
-            models.Index(fields=["phone_sha256"], name="customers_phone_sha_idx"),
         ]
 
     def __str__(self) -> str:
