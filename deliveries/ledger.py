@@ -108,41 +108,10 @@ def target_diff(target: DeliveryTarget) -> None:
     delivery keeps them) and record the counts per action, id type and reason."""
     audience = audience_for(target)
     ledger_key = audience.pk if audience else NO_AUDIENCE
-    treatment_id = target.treatment.treatment_id
-    desired, desired_params = desired_sql(target.id_schema, target.delivery_id, treatment_id)
-    slot = "ROW_NUMBER() OVER (PARTITION BY {0}.customer_id, {0}.id_type ORDER BY {0}.sha256)"
-    sql = (
-        f"WITH desired AS ({desired}), "
-        "adds AS (SELECT d.customer_id, d.id_type, d.sha256 FROM desired d WHERE NOT EXISTS "
-        "(SELECT 1 FROM audience_ledger l WHERE l.audience_id = %s AND l.id_type = d.id_type "
-        "AND l.sha256 = d.sha256)), "
-        "dels AS (SELECT l.customer_id, l.id_type, l.sha256 FROM audience_ledger l "
-        "WHERE l.audience_id = %s AND NOT EXISTS (SELECT 1 FROM desired d "
-        "WHERE d.id_type = l.id_type AND d.sha256 = l.sha256)) "
-        "INSERT INTO delivery_changes "
-        "(target_id, action, customer_id, id_type, sha256, reason, slot) "
-        "SELECT %s, 'add', a.customer_id, a.id_type, a.sha256, "
-        "CASE WHEN EXISTS (SELECT 1 FROM audience_ledger l WHERE l.audience_id = %s "
-        "AND l.customer_id = a.customer_id) THEN 'changed' ELSE 'joined' END, "
-        f"{slot.format('a')} FROM adds a "
-        "UNION ALL "
-        "SELECT %s, 'delete', x.customer_id, x.id_type, x.sha256, "
-        "CASE WHEN EXISTS (SELECT 1 FROM delivery_recipients r WHERE r.delivery_id = %s "
-        "AND r.treatment_id = %s AND r.customer_id = x.customer_id) THEN 'changed' "
-        f"ELSE 'left' END, {slot.format('x')} FROM dels x"
-    )
-    params = [
-        *desired_params,
-        ledger_key,
-        ledger_key,
-        target.pk,
-        ledger_key,
-        target.pk,
-        target.delivery_id,
-        treatment_id,
-    ]
     if connection.vendor == "postgresql":
         sql, params = _diff_sql_pg(target, ledger_key)
+    else:
+        sql, params = _diff_sql(target, ledger_key)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Two hash anti-joins over millions of ids: memory to hash them in one pass,
@@ -178,6 +147,45 @@ def target_diff(target: DeliveryTarget) -> None:
         DeliveryTarget.objects.filter(pk=target.pk).update(**values)
     for name, value in values.items():
         setattr(target, name, value)
+
+
+def _diff_sql(target: DeliveryTarget, ledger_key: int) -> tuple[str, list]:
+    """The difference as two anti-joins against the desired set (SQLite; PostgreSQL uses
+    ``_diff_sql_pg``)."""
+    treatment_id = target.treatment.treatment_id
+    desired, desired_params = desired_sql(target.id_schema, target.delivery_id, treatment_id)
+    slot = "ROW_NUMBER() OVER (PARTITION BY {0}.customer_id, {0}.id_type ORDER BY {0}.sha256)"
+    sql = (
+        f"WITH desired AS ({desired}), "
+        "adds AS (SELECT d.customer_id, d.id_type, d.sha256 FROM desired d WHERE NOT EXISTS "
+        "(SELECT 1 FROM audience_ledger l WHERE l.audience_id = %s AND l.id_type = d.id_type "
+        "AND l.sha256 = d.sha256)), "
+        "dels AS (SELECT l.customer_id, l.id_type, l.sha256 FROM audience_ledger l "
+        "WHERE l.audience_id = %s AND NOT EXISTS (SELECT 1 FROM desired d "
+        "WHERE d.id_type = l.id_type AND d.sha256 = l.sha256)) "
+        "INSERT INTO delivery_changes "
+        "(target_id, action, customer_id, id_type, sha256, reason, slot) "
+        "SELECT %s, 'add', a.customer_id, a.id_type, a.sha256, "
+        "CASE WHEN EXISTS (SELECT 1 FROM audience_ledger l WHERE l.audience_id = %s "
+        "AND l.customer_id = a.customer_id) THEN 'changed' ELSE 'joined' END, "
+        f"{slot.format('a')} FROM adds a "
+        "UNION ALL "
+        "SELECT %s, 'delete', x.customer_id, x.id_type, x.sha256, "
+        "CASE WHEN EXISTS (SELECT 1 FROM delivery_recipients r WHERE r.delivery_id = %s "
+        "AND r.treatment_id = %s AND r.customer_id = x.customer_id) THEN 'changed' "
+        f"ELSE 'left' END, {slot.format('x')} FROM dels x"
+    )
+    params = [
+        *desired_params,
+        ledger_key,
+        ledger_key,
+        target.pk,
+        ledger_key,
+        target.pk,
+        target.delivery_id,
+        treatment_id,
+    ]
+    return sql, params
 
 
 def _desired_pg(schema: Sequence[str], delivery_id: int, treatment_id: int) -> tuple[str, list]:

@@ -12,28 +12,7 @@ from customers.models import Customer
 from destinations.models import Destination, DestinationStatus
 from segments.models import Segment, SegmentStatus
 from segments.runner import fetch_all
-from tests.factories import UserFactory
-
-
-def state_definition(*states: str) -> dict:
-    return {
-        "version": 1,
-        "combinator": "and",
-        "sections": [
-            {
-                "combinator": "and",
-                "conditions": [
-                    {
-                        "type": "attribute",
-                        "attribute": "state",
-                        "operator": "in",
-                        "value": list(states),
-                    }  # fmt: skip
-                ],
-            }
-        ],
-        "exclusions": {"combinator": "or", "conditions": []},
-    }
+from tests.factories import UserFactory, state_definition
 
 
 def add_customers(prefix: str, n: int, *, state: str = "CA", start: int = 0, **extra) -> list[str]:

@@ -230,6 +230,23 @@ def deliver(campaign, worker, *, expect=DeliveryStatus.SUCCEEDED, timeout: float
     return wait_done(campaign, created, worker, expect=expect, timeout=timeout)
 
 
+def start_sync(campaign, worker, *, batches: int) -> int:
+    """Make the campaign due, let the scheduler create its delivery, and wait until the
+    worker has sent `batches` batches of it; returns the delivery's id."""
+    campaign.refresh_from_db()
+    campaign.next_run_at = timezone.now()
+    campaign.save(update_fields=["next_run_at"])
+    [delivery_id] = schedule_deliveries()["created"]
+    wait_for(
+        lambda: DeliveryTarget.objects.filter(
+            delivery_id=delivery_id, batches_done__gte=batches
+        ).exists(),
+        what=f"{batches} batches of the sync",
+        worker=worker,
+    )
+    return delivery_id
+
+
 def wait_done(campaign, delivery_id, worker, *, expect, timeout: float = 150):
     def done():
         schedule_deliveries()  # the beat: re-enqueues a delivery whose worker died
@@ -329,17 +346,7 @@ def test_a_worker_killed_mid_sync_resumes_and_ends_exact(
     every_change_class(store)
     many_changes(store, 20, 180, "moved")
     sandbox.control(latency_ms=150)
-    campaign.refresh_from_db()
-    campaign.next_run_at = timezone.now()
-    campaign.save(update_fields=["next_run_at"])
-    [delivery_id] = schedule_deliveries()["created"]
-    wait_for(
-        lambda: DeliveryTarget.objects.filter(
-            delivery_id=delivery_id, batches_done__gte=3
-        ).exists(),
-        what="three batches of the sync",
-        worker=worker,
-    )
+    delivery_id = start_sync(campaign, worker, batches=3)
     worker.kill()
     target = DeliveryTarget.objects.get(delivery_id=delivery_id)
     assert target.status == "sending" and target.batches_done < target.batches_total
@@ -360,17 +367,7 @@ def test_a_sync_that_failed_halfway_is_repaired_by_the_next_delivery(
     every_change_class(store)
     many_changes(store, 20, 180, "halfway")
     sandbox.control(latency_ms=100)
-    campaign.refresh_from_db()
-    campaign.next_run_at = timezone.now()
-    campaign.save(update_fields=["next_run_at"])
-    [delivery_id] = schedule_deliveries()["created"]
-    wait_for(
-        lambda: DeliveryTarget.objects.filter(
-            delivery_id=delivery_id, batches_done__gte=2
-        ).exists(),
-        what="two batches of the sync",
-        worker=worker,
-    )
+    delivery_id = start_sync(campaign, worker, batches=2)
     sandbox.control(error_rate=1.0, latency_ms=0)  # every call fails from now on: it gives up
     failed = wait_done(campaign, delivery_id, worker, expect=DeliveryStatus.FAILED, timeout=240)
     target = failed.targets.get()
